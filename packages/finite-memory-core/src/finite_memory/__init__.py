@@ -1,0 +1,77 @@
+"""Finite Memory: keep an LLM conversation inside a fixed token budget, keeping what matters.
+
+>>> from finite_memory import Memory
+>>> mem = Memory(policy="sliding", max_tokens=256, reserve_output=32)
+>>> _ = mem.add("user", "I moved to Lisbon in May.")
+>>> mem.context(query="Where do I live?").tokens <= 224
+True
+
+Public names load on first use, so ``import finite_memory`` imports no third-party
+module and costs next to nothing.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Message": "._message",
+    "Tokenizer": "._tokenizer",
+    "ApproxTokenizer": "._tokenizer",
+    "Turn": "._turns",
+    "Context": "._context",
+    "TurnStats": "._context",
+    "Memory": "._memory",
+    "Backend": "._backend",
+    "Completion": "._backend",
+    "SyncBackend": "._backend",
+    "Chat": "._chat",
+    "Reply": "._chat",
+    "load_backend": "._registry",
+    "load_policy": "._registry",
+    "plugins": "._registry",
+    "FiniteMemoryError": "._errors",
+    "UnknownPluginError": "._errors",
+    "BackendNotInstalled": "._errors",
+    "BackendError": "._errors",
+    "CheckpointError": "._errors",
+    "StoreError": "._errors",
+    "PolicyTimeout": "._errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from ._backend import Backend, Completion, SyncBackend
+    from ._chat import Chat, Reply
+    from ._context import Context, TurnStats
+    from ._errors import (
+        BackendError,
+        BackendNotInstalled,
+        CheckpointError,
+        FiniteMemoryError,
+        PolicyTimeout,
+        StoreError,
+        UnknownPluginError,
+    )
+    from ._memory import Memory
+    from ._message import Message
+    from ._registry import load_backend, load_policy, plugins
+    from ._tokenizer import ApproxTokenizer, Tokenizer
+    from ._turns import Turn
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'finite_memory' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

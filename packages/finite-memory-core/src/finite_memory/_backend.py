@@ -1,0 +1,99 @@
+"""The backend protocol: what a model provider implements to serve a ``Chat``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ._message import Message
+from ._tokenizer import Tokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One finished reply from a backend.
+
+    ``usage`` holds what the backend reported (``prompt_tokens``,
+    ``completion_tokens``); ``stats`` what it measured (``prefill_tokens``,
+    ``reused_tokens``, ``generated_tokens``, timings).
+    """
+
+    text: str
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    finish_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A chat model.
+
+    ``stream`` and ``astream`` yield the reply's text pieces as ``str`` and end with
+    the finished :class:`Completion`; a stream that breaks raises
+    :class:`~finite_memory.BackendError`. ``tokenizer`` is the model's exact tokenizer,
+    or ``None`` when only an estimate is available.
+    """
+
+    name: str
+    tokenizer: Tokenizer | None
+
+    def complete(self, messages: Sequence[Message], **options: Any) -> Completion: ...
+
+    def stream(self, messages: Sequence[Message], **options: Any) -> Iterator[str | Completion]: ...
+
+    async def acomplete(self, messages: Sequence[Message], **options: Any) -> Completion: ...
+
+    def astream(self, messages: Sequence[Message], **options: Any) -> AsyncIterator[str | Completion]: ...
+
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SyncBackend:
+    """A base for backends that are synchronous at heart (a local model).
+
+    Subclasses implement ``complete`` and ``stream``; the async methods run them in a
+    worker thread so they never block an event loop.
+    """
+
+    name: str = "backend"
+    tokenizer: Tokenizer | None = None
+
+    def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        raise NotImplementedError
+
+    def stream(self, messages: Sequence[Message], **options: Any) -> Iterator[str | Completion]:
+        raise NotImplementedError
+
+    async def acomplete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        return await asyncio.to_thread(self.complete, messages, **options)
+
+    async def astream(self, messages: Sequence[Message], **options: Any) -> AsyncIterator[str | Completion]:
+        iterator = self.stream(messages, **options)
+        done = object()
+        try:
+            while True:
+                item = await asyncio.to_thread(next, iterator, done)
+                if item is done:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def close(self) -> None:
+        """Release what the backend holds (nothing, unless a subclass says otherwise)."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> SyncBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

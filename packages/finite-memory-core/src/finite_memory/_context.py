@@ -1,0 +1,50 @@
+"""What a memory hands to a backend each turn."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._message import Message
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStats:
+    """How one context was built.
+
+    ``candidates`` is the number of older turns the policy chose from and ``dropped``
+    how many of them it left out; ``fallback`` is true when the policy ran past
+    ``max_policy_ms`` and the sliding window was used instead; ``truncated`` counts
+    messages cut to fit.
+    """
+
+    policy: str
+    policy_ms: float
+    fallback: bool = False
+    candidates: int = 0
+    dropped: int = 0
+    summary_tokens: int = 0
+    truncated: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The messages to send, system first, and how they were chosen.
+
+    ``tokens`` is counted with the memory's tokenizer and is always at most
+    ``max_tokens - reserve_output``; ``included`` holds the ids of the archived
+    messages present (whole or truncated).
+    """
+
+    messages: list[Message]
+    tokens: int
+    included: list[int]
+    stats: TurnStats
+    budget: int = field(default=0)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The messages as plain dicts (role, content, and tool fields where set)."""
+        return [m.to_dict() for m in self.messages]

@@ -1,0 +1,11 @@
+"""Memory policies: which turns of a long conversation go into a finite context.
+
+Each policy is a small dataclass with one job, :meth:`Policy.select`, registered in the
+``finite_memory.policies`` entry-point group; ``Memory(policy="name", **options)``
+loads one by name.
+"""
+
+from ._base import Policy, PolicyInput, Selection
+from .sliding import Sliding
+
+__all__ = ["Policy", "PolicyInput", "Selection", "Sliding"]
