@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -9,13 +11,16 @@ from typing import Any
 
 from ._context import Context, TurnStats
 from ._counting import TokenCounter
-from ._errors import PolicyTimeout
+from ._errors import PolicyTimeout, StoreError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
 from ._truncate import fit_messages
 from ._turns import Turn, TurnWindow
 from .policies import Policy, PolicyInput, Selection, Sliding
-from .stores import Store, open_store
+from .stores import Store, StoreConflict, open_store
+
+#: How many times ``extend`` re-stamps a batch that lost a race with another writer.
+_MAX_CONFLICTS = 1000
 
 #: The smallest context budget (``max_tokens - reserve_output``) a memory accepts.
 MIN_BUDGET = 32
@@ -56,24 +61,38 @@ class Memory:
         **policy_options: Any,
     ) -> None:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-            raise TypeError(f"max_tokens must be an int, not {type(max_tokens).__name__}")
+            raise TypeError(
+                f"max_tokens must be an int, not {type(max_tokens).__name__}"
+            )
         if reserve_output is None:
             reserve_output = min(1024, max_tokens // 4)
         if not isinstance(reserve_output, int) or isinstance(reserve_output, bool):
-            raise TypeError(f"reserve_output must be an int, not {type(reserve_output).__name__}")
+            raise TypeError(
+                f"reserve_output must be an int, not {type(reserve_output).__name__}"
+            )
         if max_tokens <= 0 or reserve_output < 0:
-            raise ValueError(f"max_tokens must be > 0 and reserve_output >= 0, got {max_tokens} and {reserve_output}")
+            raise ValueError(
+                f"max_tokens must be > 0 and reserve_output >= 0, got {max_tokens} and {reserve_output}"
+            )
         if reserve_output >= max_tokens:
-            raise ValueError(f"reserve_output ({reserve_output}) must be smaller than max_tokens ({max_tokens})")
+            raise ValueError(
+                f"reserve_output ({reserve_output}) must be smaller than max_tokens ({max_tokens})"
+            )
         if max_tokens - reserve_output < MIN_BUDGET:
             raise ValueError(
                 f"max_tokens - reserve_output must leave at least {MIN_BUDGET} tokens for the context, "
                 f"got {max_tokens} - {reserve_output}"
             )
         if system is not None and not isinstance(system, str):
-            raise TypeError(f"system must be a str or None, not {type(system).__name__}")
-        if max_policy_ms is not None and (not isinstance(max_policy_ms, (int, float)) or max_policy_ms <= 0):
-            raise ValueError(f"max_policy_ms must be a positive number or None, got {max_policy_ms!r}")
+            raise TypeError(
+                f"system must be a str or None, not {type(system).__name__}"
+            )
+        if max_policy_ms is not None and (
+            not isinstance(max_policy_ms, (int, float)) or max_policy_ms <= 0
+        ):
+            raise ValueError(
+                f"max_policy_ms must be a positive number or None, got {max_policy_ms!r}"
+            )
         if not isinstance(session, str) or not session:
             raise ValueError(f"session must be a non-empty string, got {session!r}")
 
@@ -83,12 +102,18 @@ class Memory:
         self.max_policy_ms = max_policy_ms
         self.session = session
         self._policy = _make_policy(policy, policy_options)
-        self._counter = TokenCounter(tokenizer if tokenizer is not None else ApproxTokenizer())
+        self._counter = TokenCounter(
+            tokenizer if tokenizer is not None else ApproxTokenizer()
+        )
         self._messages: list[Message] = []
         self._turns: list[Turn] = []
         self._pinned: list[Message] = []
+        self._archived = 0  # non-system messages held in turns
         self._store = open_store(store)
+        self._saved_state: str | None = None
         self._apply(self._store.messages(session))
+        self._restore_state(self._store.read_state(session))
+        self._enforce_retention()
 
     def __repr__(self) -> str:
         return (
@@ -143,20 +168,104 @@ class Memory:
         return self.extend([_new_message(role, content, fields)])[0]
 
     def extend(self, messages: Iterable[Message]) -> list[Message]:
-        """Archive several messages at once: all of them, or none if one is invalid."""
+        """Archive several messages at once: all of them, or none if one is invalid.
+
+        With a durable store the batch is written in one transaction before this
+        returns. When another writer added to the same session meanwhile, the memory
+        reads what it missed and stamps the batch again after it.
+        """
         batch = list(messages)
         for message in batch:
             if not isinstance(message, Message):
-                raise TypeError(f"extend() takes Message objects, not {type(message).__name__}")
-        stamped = self._stamp(batch)
-        self._store.append(self.session, stamped)
-        self._apply(stamped)
-        return stamped
+                raise TypeError(
+                    f"extend() takes Message objects, not {type(message).__name__}"
+                )
+        if not batch:
+            return []
+        for _ in range(_MAX_CONFLICTS):
+            stamped = self._stamp(batch)
+            try:
+                self._store.append(self.session, stamped, state=self._changed_state())
+            except StoreConflict:
+                self._catch_up()
+                continue
+            self._apply(stamped)
+            self._enforce_retention()
+            return stamped
+        raise StoreError(
+            f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers"
+        )
+
+    def _catch_up(self) -> None:
+        """Apply what other writers appended to this session since our last message."""
+        last = self._messages[-1].id if self._messages else None
+        missed = self._store.messages(self.session, after=last)
+        if not missed:
+            raise StoreError(
+                f"session {self.session!r} changed under this memory (deleted or trimmed by another process); reopen it"
+            )
+        self._apply(missed)
+        self._enforce_retention()
+
+    def _changed_state(self) -> str | None:
+        """The policy's state as JSON when it changed since it was last written, else None."""
+        state = self._policy.state()
+        if not state and self._saved_state is None:
+            return None
+        text = json.dumps(
+            {"policy": self._policy.name, "state": state},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        if text == self._saved_state:
+            return None
+        self._saved_state = text
+        return text
+
+    def _restore_state(self, text: str | None) -> None:
+        """Load the policy state a store kept for this session, when it is this policy's."""
+        if not text:
+            return
+        saved = json.loads(text)
+        if saved.get("policy") == self._policy.name:
+            self._policy.load_state(saved["state"])
+            self._saved_state = text
+
+    def _enforce_retention(self) -> None:
+        """Drop whole oldest turns while the archive holds more than the store's cap.
+
+        The same rule as the store's (:func:`~finite_memory.stores.retained_from`), so the
+        memory's view and the store's rows agree; the policy hears of it via ``on_remove``.
+        """
+        cap = self._store.max_messages
+        if cap is None or self._archived <= cap:
+            return
+        excess = self._archived - cap
+        drop = 0
+        while excess > 0 and drop < len(self._turns) - 1:
+            excess -= len(self._turns[drop].messages)
+            drop += 1
+        if not drop:
+            return
+        dropped = self._turns[:drop]
+        del self._turns[:drop]
+        self._archived -= sum(len(t.messages) for t in dropped)
+        last_dropped = dropped[-1].number
+        cut = 0
+        kept_system = []
+        for message in self._messages:
+            if message.turn is not None and message.turn > last_dropped:
+                break
+            if message.role == "system":
+                kept_system.append(message)
+            cut += 1
+        self._messages[:cut] = kept_system
+        self._policy.on_remove(dropped)
 
     def _stamp(self, batch: list[Message]) -> list[Message]:
         """The batch with ids and turn numbers, checked for tool pairing; changes nothing."""
         next_id = self._messages[-1].id + 1 if self._messages else 0  # type: ignore[operator]
-        turn_number = len(self._turns) - 1
+        turn_number = self._turns[-1].number if self._turns else -1
         calls = self._turns[-1].open_tool_calls() if self._turns else set()
         stamped = []
         for message in batch:
@@ -182,10 +291,13 @@ class Memory:
             if message.role == "system":
                 self._pinned.append(message)
                 continue
-            if message.role == "user" or not self._turns:
-                self._turns.append(Turn(len(self._turns)))
+            if not self._turns or message.turn != self._turns[-1].number:
+                self._turns.append(
+                    Turn(message.turn if message.turn is not None else len(self._turns))
+                )
             turn = self._turns[-1]
             turn.messages.append(message)
+            self._archived += 1
             self._policy.on_add(turn, message)
 
     # -- building a context -----------------------------------------------------------
@@ -205,22 +317,39 @@ class Memory:
         counter = self._counter
         room = self.budget - counter.base()
         if pending:
-            newest: Turn | None = Turn(len(self._turns), list(pending))
+            newest: Turn | None = Turn(
+                self._turns[-1].number + 1 if self._turns else 0, list(pending)
+            )
             older = TurnWindow(self._turns, len(self._turns))
         else:
             newest = self._turns[-1] if self._turns else None
             older = TurnWindow(self._turns, len(self._turns) - 1)
 
-        pinned = ([Message("system", self.system)] if self.system else []) + self._pinned
+        pinned = (
+            [Message("system", self.system)] if self.system else []
+        ) + self._pinned
         pinned, newest_msgs, truncated = self._fit_fixed(pinned, newest, room)
-        fixed = sum(counter.message(m) for m in pinned) + sum(counter.message(m) for m in newest_msgs)
-        view = PolicyInput(turns=older, budget=max(0, room - fixed), query=query, counter=counter, newest=newest)
+        fixed = sum(counter.message(m) for m in pinned) + sum(
+            counter.message(m) for m in newest_msgs
+        )
+        view = PolicyInput(
+            turns=older,
+            budget=max(0, room - fixed),
+            query=query,
+            counter=counter,
+            newest=newest,
+        )
         selection, elapsed_ms, fallback = self._run_policy(view)
 
-        chosen = sorted({t.number: t for t in selection.turns if t is not newest}.values(), key=lambda t: t.number)
+        chosen = sorted(
+            {t.number: t for t in selection.turns if t is not newest}.values(),
+            key=lambda t: t.number,
+        )
         prefix = list(selection.prefix)
         while True:
-            messages = pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
+            messages = (
+                pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
+            )
             tokens = counter.messages(messages)
             if tokens <= self.budget:
                 break
@@ -229,7 +358,12 @@ class Memory:
             elif prefix:
                 prefix.clear()
             elif newest_msgs:
-                cut = fit_messages(newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter)
+                cut = fit_messages(
+                    newest_msgs,
+                    sum(counter.message(m) for m in newest_msgs)
+                    - (tokens - self.budget),
+                    counter,
+                )
                 truncated += 1
                 newest_msgs = cut or []
             elif pinned:
@@ -246,9 +380,17 @@ class Memory:
             truncated=truncated,
         )
         included = [m.id for m in messages if m.id is not None]
-        return Context(messages=messages, tokens=tokens, included=included, stats=stats, budget=self.budget)
+        return Context(
+            messages=messages,
+            tokens=tokens,
+            included=included,
+            stats=stats,
+            budget=self.budget,
+        )
 
-    def _fit_fixed(self, pinned: list[Message], newest: Turn | None, room: int) -> tuple[list[Message], list[Message], int]:
+    def _fit_fixed(
+        self, pinned: list[Message], newest: Turn | None, room: int
+    ) -> tuple[list[Message], list[Message], int]:
         """Pinned system messages and the newest turn, cut to fit ``room`` together."""
         counter = self._counter
         newest_msgs = list(newest.messages) if newest else []
@@ -257,16 +399,22 @@ class Memory:
         if pinned_cost + newest_cost <= room:
             return pinned, newest_msgs, 0
         truncated = 0
-        pinned_room = min(pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room))
+        pinned_room = min(
+            pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room)
+        )
         if pinned_cost > pinned_room:
             pinned = fit_messages(pinned, pinned_room, counter) or []
             truncated += len(pinned) if pinned else 0
         newest_room = room - sum(counter.message(m) for m in pinned)
         if newest_cost > newest_room:
             fitted = fit_messages(newest_msgs, newest_room, counter)
-            if fitted is None:  # too many messages for even their markers: keep the question
+            if (
+                fitted is None
+            ):  # too many messages for even their markers: keep the question
                 questions = [m for m in newest_msgs if m.role == "user"]
-                fitted = fit_messages(questions, newest_room, counter) if questions else None
+                fitted = (
+                    fit_messages(questions, newest_room, counter) if questions else None
+                )
             newest_msgs = fitted or []
             truncated += 1
         return pinned, newest_msgs, truncated
@@ -280,10 +428,38 @@ class Memory:
         except PolicyTimeout:
             selection = None
         elapsed_ms = (time.perf_counter() - start) * 1000
-        if selection is None or (self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms):
+        if selection is None or (
+            self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms
+        ):
             view.deadline = None
             return Sliding().select(view), elapsed_ms, True
         return selection, elapsed_ms, False
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a checkpoint of the whole memory to ``path``, atomically.
+
+        The file is versioned, checksummed JSON (no pickle); the previous file at
+        ``path`` stays intact until the new one is completely on disk.
+        """
+        from ._checkpoint import save
+
+        save(self, path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None
+    ) -> Memory:
+        """A memory restored from a checkpoint written by :meth:`save`.
+
+        Raises :class:`~finite_memory.CheckpointError` saying what is wrong with a bad
+        file, which is left untouched. ``tokenizer`` replaces the saved one (a checkpoint
+        keeps only the calibration of an :class:`ApproxTokenizer`).
+        """
+        from ._checkpoint import load
+
+        return load(path, tokenizer=tokenizer)
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -301,21 +477,29 @@ class Memory:
 def _new_message(role: str, content: str, fields: dict[str, Any]) -> Message:
     given = set(fields) & {"id", "turn"}
     if given:
-        raise TypeError(f"{', '.join(sorted(given))} is given by the memory, not by add()")
+        raise TypeError(
+            f"{', '.join(sorted(given))} is given by the memory, not by add()"
+        )
     allowed = {"name", "tool_calls", "tool_call_id", "meta"}
     unknown = set(fields) - allowed
     if unknown:
-        raise TypeError(f"unknown message fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        raise TypeError(
+            f"unknown message fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
     return Message(role, content, **fields)  # type: ignore[arg-type]
 
 
 def _make_policy(policy: str | Policy, options: dict[str, Any]) -> Policy:
     if isinstance(policy, Policy):
         if options:
-            raise TypeError("policy options go to a policy given by name; this one is already built")
+            raise TypeError(
+                "policy options go to a policy given by name; this one is already built"
+            )
         return policy
     if isinstance(policy, str):
         from ._registry import load_policy
 
         return load_policy(policy, **options)
-    raise TypeError(f"policy must be a name or a Policy instance, not {type(policy).__name__}")
+    raise TypeError(
+        f"policy must be a name or a Policy instance, not {type(policy).__name__}"
+    )

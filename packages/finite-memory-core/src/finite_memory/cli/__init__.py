@@ -10,7 +10,7 @@ from importlib import import_module
 from .._errors import FiniteMemoryError
 
 #: Subcommand modules; each has ``add_parser(subparsers)`` that sets ``func`` on its parser.
-COMMANDS = ("plugins", "demo")
+COMMANDS = ("plugins", "demo", "sessions")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .._registry import load_plugin
-from ._base import Store
+from ._base import Store, StoreConflict, retained_from
 from .memory import InMemoryStore
 
-__all__ = ["InMemoryStore", "Store", "open_store"]
+__all__ = ["InMemoryStore", "Store", "StoreConflict", "open_store", "retained_from"]
 
 
 def open_store(spec: str | Store | None) -> Store:
@@ -16,7 +16,9 @@ def open_store(spec: str | Store | None) -> Store:
     if isinstance(spec, str):
         scheme, sep, _ = spec.partition(":")
         if not sep or not scheme:
-            raise ValueError(f"a store is a URL such as 'sqlite:///chats.db' or 'memory://', got {spec!r}")
+            raise ValueError(
+                f"a store is a URL such as 'sqlite:///chats.db' or 'memory://', got {spec!r}"
+            )
         return load_plugin("stores", scheme)(spec)  # type: ignore[no-any-return]
     if isinstance(spec, Store):
         return spec

@@ -3,27 +3,111 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from .._errors import StoreError
 from .._message import Message
+
+
+class StoreConflict(StoreError):
+    """An append whose first id is not the session's next id: another writer got there first.
+
+    ``Memory.extend`` handles it by reading what it missed and stamping its batch again.
+    """
 
 
 @runtime_checkable
 class Store(Protocol):
     """A durable archive of many sessions' messages.
 
-    ``append`` writes messages (with their ``id`` and ``turn`` already set) before it
-    returns; ``messages`` returns a session's archive in order. A store registers under
-    its URL scheme in the ``finite_memory.stores`` entry-point group and is built from
-    the whole URL: ``factory("sqlite:///chats.db")``.
+    A store registers under its URL scheme in the ``finite_memory.stores`` entry-point
+    group and is built from the whole URL: ``factory("sqlite:///chats.db")``.
+
+    - ``append`` writes messages (``id`` and ``turn`` already set, ids consecutive) in
+      one transaction before it returns. The first id must be the session's next id (the
+      last id ever appended + 1; any id starts a new session, so a checkpoint keeps its
+      ids); otherwise it writes nothing and raises :class:`StoreConflict`. ``state``, when given, is the policy
+      state (JSON text) to keep with the session, written in the same transaction.
+      With ``max_messages`` set, it then drops whole oldest turns by
+      :func:`retained_from`, in the same transaction.
+    - ``messages`` returns a session's archive in id order, only ids ``> after`` when
+      ``after`` is given.
+    - ``read_state`` returns the last ``state`` appended for the session, or ``None``.
+    - ``max_messages`` is the archive cap per session (``None``: no cap); the memory
+      drops the same turns from its own view.
     """
 
-    def append(self, session: str, messages: Sequence[Message]) -> None: ...
+    max_messages: int | None
 
-    def messages(self, session: str) -> list[Message]: ...
+    def append(
+        self, session: str, messages: Sequence[Message], *, state: str | None = None
+    ) -> None: ...
+
+    def messages(self, session: str, *, after: int | None = None) -> list[Message]: ...
+
+    def read_state(self, session: str) -> str | None: ...
 
     def sessions(self) -> list[str]: ...
+
+    def count(self, session: str) -> int: ...
 
     def delete(self, session: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def retained_from(turn_sizes: Sequence[tuple[int, int]], cap: int) -> int | None:
+    """The first turn number to keep under a cap of ``cap`` non-system messages.
+
+    ``turn_sizes`` lists ``(turn number, non-system messages)`` oldest first. Whole
+    oldest turns go while the rest holds more than ``cap`` messages; the newest turn
+    always stays. Returns ``None`` when nothing has to go.
+    """
+    excess = sum(size for _, size in turn_sizes) - cap
+    drop = 0
+    while excess > 0 and drop < len(turn_sizes) - 1:
+        excess -= turn_sizes[drop][1]
+        drop += 1
+    return turn_sizes[drop][0] if drop else None
+
+
+def checked_cap(value: Any) -> int | None:
+    """A ``max_messages`` option: ``None`` or an int >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = int(value) if value.isdigit() else value
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"max_messages must be an int >= 1 or None, got {value!r}")
+    return value
+
+
+def trusted_message(
+    role: str,
+    content: str,
+    name: str | None,
+    tool_calls: tuple[dict[str, Any], ...] | None,
+    tool_call_id: str | None,
+    meta: dict[str, Any],
+    id: int,
+    turn: int,
+) -> Message:
+    """A :class:`Message` rebuilt from a row the store wrote itself, without re-validating it.
+
+    Only for data that passed ``Message`` validation when it was added and has not left
+    the store since; user input always goes through ``Message(...)``.
+    """
+    message = _new(Message)
+    _set(message, "role", role)
+    _set(message, "content", content)
+    _set(message, "name", name)
+    _set(message, "tool_calls", tool_calls)
+    _set(message, "tool_call_id", tool_call_id)
+    _set(message, "meta", meta)
+    _set(message, "id", id)
+    _set(message, "turn", turn)
+    return message
+
+
+_new = object.__new__
+_set = object.__setattr__

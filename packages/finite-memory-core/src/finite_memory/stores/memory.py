@@ -2,32 +2,84 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from .._message import Message
+from ._base import StoreConflict, checked_cap, retained_from
 
 
 class InMemoryStore:
-    """Sessions kept in a dict of lists; nothing survives the process."""
+    """Sessions kept in a dict of lists; nothing survives the process.
 
-    def __init__(self, url: str = "memory://") -> None:
+    ``max_messages`` caps each session's archive (whole oldest turns go first).
+    """
+
+    def __init__(
+        self, url: str = "memory://", *, max_messages: int | None = None
+    ) -> None:
         self.url = url
+        self.max_messages = checked_cap(max_messages)
         self._sessions: dict[str, list[Message]] = {}
+        self._next_id: dict[str, int] = {}
+        self._states: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"InMemoryStore(sessions={len(self._sessions)})"
 
-    def append(self, session: str, messages: Sequence[Message]) -> None:
-        self._sessions.setdefault(session, []).extend(messages)
+    def append(
+        self, session: str, messages: Sequence[Message], *, state: str | None = None
+    ) -> None:
+        if not messages:
+            return
+        with self._lock:
+            expected = self._next_id.get(session, messages[0].id)
+            if messages[0].id != expected:
+                raise StoreConflict(
+                    f"session {session!r}: next id is {expected}, got {messages[0].id}"
+                )
+            archive = self._sessions.setdefault(session, [])
+            archive.extend(messages)
+            self._next_id[session] = messages[-1].id + 1  # type: ignore[operator]
+            if state is not None:
+                self._states[session] = state
+            if self.max_messages is not None:
+                self._trim(archive, self.max_messages)
 
-    def messages(self, session: str) -> list[Message]:
-        return list(self._sessions.get(session, ()))
+    @staticmethod
+    def _trim(archive: list[Message], cap: int) -> None:
+        sizes: dict[int, int] = {}
+        for message in archive:
+            if message.role != "system":
+                sizes[message.turn] = sizes.get(message.turn, 0) + 1  # type: ignore[index]
+        keep_from = retained_from(list(sizes.items()), cap)
+        if keep_from is not None:
+            archive[:] = [
+                m for m in archive if m.role == "system" or m.turn >= keep_from
+            ]  # type: ignore[operator]
+
+    def messages(self, session: str, *, after: int | None = None) -> list[Message]:
+        with self._lock:
+            archive = self._sessions.get(session, [])
+            if after is None:
+                return list(archive)
+            return [m for m in archive if m.id > after]  # type: ignore[operator]
+
+    def read_state(self, session: str) -> str | None:
+        return self._states.get(session)
 
     def sessions(self) -> list[str]:
         return sorted(self._sessions)
 
+    def count(self, session: str) -> int:
+        return len(self._sessions.get(session, ()))
+
     def delete(self, session: str) -> None:
-        self._sessions.pop(session, None)
+        with self._lock:
+            self._sessions.pop(session, None)
+            self._next_id.pop(session, None)
+            self._states.pop(session, None)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,363 @@
+"""Checkpoints: a whole ``Memory`` as versioned, checksummed JSON, written atomically.
+
+Layout of a file (``version`` 1)::
+
+    {"checksum": "sha256:<hex>", "format": "finite-memory/checkpoint", "version": 1,
+     "memory": {"session", "system", "max_tokens", "reserve_output", "max_policy_ms",
+                "policy": {"name", "options", "state"},
+                "tokenizer": {"kind": "approx", "per_message", "per_prompt", "state"} | {"kind": <class>},
+                "messages": [Message.to_dict(), ...]}}
+
+The checksum is the sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of
+every top-level field but ``checksum``. Turns are the messages' ``turn`` numbers; policy
+indexes are rebuilt by replaying the messages through ``policy.on_add``, and what the
+policy cannot rebuild comes back through ``policy.load_state``. No pickle: nothing in a
+file is ever executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CheckpointError
+from ._message import Message
+from ._tokenizer import ApproxTokenizer, Tokenizer
+
+if TYPE_CHECKING:
+    from ._memory import Memory
+
+FORMAT = "finite-memory/checkpoint"
+#: The version this code writes.
+VERSION = 1
+#: ``MIGRATIONS[v]`` turns a version-``v`` document into a version ``v + 1`` one.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+_MEMORY_FIELDS: dict[str, tuple[type, ...]] = {
+    "session": (str,),
+    "system": (str, type(None)),
+    "max_tokens": (int,),
+    "reserve_output": (int,),
+    "max_policy_ms": (int, float, type(None)),
+    "policy": (dict,),
+    "tokenizer": (dict,),
+    "messages": (list,),
+}
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    """The bytes the checksum covers: every field but ``checksum``, canonically encoded."""
+    body = {key: value for key, value in document.items() if key != "checksum"}
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def checksum(document: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(canonical(document)).hexdigest()
+
+
+# -- saving ------------------------------------------------------------------------------
+
+
+def dump(memory: Memory) -> dict[str, Any]:
+    """The checkpoint document of ``memory`` (checksum included)."""
+    policy = memory.policy
+    body = {
+        "session": memory.session,
+        "system": memory.system,
+        "max_tokens": memory.max_tokens,
+        "reserve_output": memory.reserve_output,
+        "max_policy_ms": memory.max_policy_ms,
+        "policy": {
+            "name": policy.name,
+            "options": policy.options(),
+            "state": policy.state(),
+        },
+        "tokenizer": _tokenizer_state(memory.tokenizer),
+        "messages": [m.to_dict() for m in memory.messages],
+    }
+    document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "memory": body}
+    try:
+        document["checksum"] = checksum(document)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"cannot save: the memory holds data that is not JSON ({exc}); check the policy options"
+        ) from None
+    return document
+
+
+def save(memory: Memory, path: str | os.PathLike[str]) -> None:
+    """Write ``memory`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync of the folder."""
+    target = Path(path)
+    data = json.dumps(dump(memory), ensure_ascii=False, separators=(",", ":")).encode()
+    folder = target.parent
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except (
+        OSError
+    ):  # a platform that cannot open folders (Windows): the rename is what we have
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tokenizer_state(tokenizer: Tokenizer) -> dict[str, Any]:
+    if type(tokenizer) is ApproxTokenizer:
+        return {
+            "kind": "approx",
+            "per_message": tokenizer.per_message,
+            "per_prompt": tokenizer.per_prompt,
+            "state": tokenizer.state(),
+        }
+    # An exact tokenizer belongs to its backend; a Chat sets it again (see Memory.load).
+    return {"kind": f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}"}
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked, migrated document in ``path``; the file is only read."""
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: no such checkpoint") from None
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot read ({exc.strerror})") from None
+    return parse(data, where)
+
+
+def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
+    """The checked, migrated document in ``data``; raises :class:`CheckpointError` saying what is wrong."""
+    if not data.strip():
+        raise CheckpointError(f"{where}: empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        problem = "truncated" if exc.pos >= len(text.rstrip()) else "not JSON"
+        raise CheckpointError(
+            f"{where}: {problem} ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise CheckpointError(
+            f"{where}: nested too deeply to be a checkpoint"
+        ) from None
+    except ValueError as exc:  # a constant, or an integer too long to convert
+        raise CheckpointError(
+            f"{where}: not a valid checkpoint number ({exc})"
+        ) from None
+    if not isinstance(document, dict):
+        raise CheckpointError(
+            f"{where}: not a checkpoint (top level is a JSON {type(document).__name__}, not an object)"
+        )
+    if document.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{where}: not a finite-memory checkpoint (format is {document.get('format')!r})"
+        )
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: version must be an int, got {version!r}"[:300])
+    if version > VERSION:
+        raise CheckpointError(
+            f"{where}: checkpoint version {version} is newer than this finite-memory supports ({VERSION}); "
+            "upgrade finite-memory-core"
+        )
+    if version < 1 or (
+        version < VERSION and any(v not in MIGRATIONS for v in range(version, VERSION))
+    ):
+        raise CheckpointError(f"{where}: unknown checkpoint version {version}")
+    stated = document.get("checksum")
+    if not isinstance(stated, str):
+        raise CheckpointError(f"{where}: missing field 'checksum'")
+    try:
+        actual = checksum(document)
+    except RecursionError:
+        raise CheckpointError(
+            f"{where}: nested too deeply to be a checkpoint"
+        ) from None
+    except ValueError as exc:  # 1e999 parses as inf, which no checkpoint holds
+        raise CheckpointError(f"{where}: a number out of range ({exc})") from None
+    if stated != actual:
+        raise CheckpointError(
+            f"{where}: checksum mismatch (the file is corrupted or was edited)"
+        )
+    for step in range(version, VERSION):
+        try:
+            document = MIGRATIONS[step](document)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{where}: cannot migrate from version {step}: {exc!r}"
+            ) from None
+        document["version"] = step + 1
+    _check_body(document, where)
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _check_body(document: dict[str, Any], where: str) -> None:
+    body = document.get("memory")
+    if not isinstance(body, dict):
+        raise CheckpointError(f"{where}: missing field 'memory'")
+    for name, types in _MEMORY_FIELDS.items():
+        if name not in body:
+            raise CheckpointError(f"{where}: missing field 'memory.{name}'")
+        value = body[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            allowed = " or ".join(
+                "null" if t is type(None) else t.__name__ for t in types
+            )
+            raise CheckpointError(
+                f"{where}: memory.{name} must be {allowed}, not {type(value).__name__}"
+            )
+    policy = body["policy"]
+    if not isinstance(policy.get("name"), str):
+        raise CheckpointError(f"{where}: memory.policy.name must be a str")
+    for name in ("options", "state"):
+        if not isinstance(policy.get(name), dict):
+            raise CheckpointError(f"{where}: memory.policy.{name} must be an object")
+    if not isinstance(body["tokenizer"].get("kind"), str):
+        raise CheckpointError(f"{where}: memory.tokenizer.kind must be a str")
+
+
+def load(path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
+    """The memory saved in ``path`` (see :meth:`Memory.load`)."""
+    return restore(read(path), where=str(path), tokenizer=tokenizer)
+
+
+def restore(
+    document: dict[str, Any],
+    *,
+    where: str = "checkpoint",
+    tokenizer: Tokenizer | None = None,
+) -> Memory:
+    """A memory from a checked document; every problem becomes a :class:`CheckpointError`."""
+    from ._memory import Memory
+    from ._registry import load_policy
+
+    body = document["memory"]
+    try:
+        messages = [Message.from_dict(m) for m in body["messages"]]
+        _check_archive(messages)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
+    spec = body["policy"]
+    try:
+        policy = load_policy(spec["name"], **spec["options"])
+    except Exception as exc:  # noqa: BLE001 - options come from a file: any failure means a bad file
+        raise CheckpointError(
+            f"{where}: cannot rebuild policy {spec['name']!r}: {exc}"[:500]
+        ) from None
+    if tokenizer is None:
+        tokenizer = _restore_tokenizer(body["tokenizer"], where)
+    try:
+        memory = Memory(
+            policy,
+            max_tokens=body["max_tokens"],
+            reserve_output=body["reserve_output"],
+            system=body["system"],
+            tokenizer=tokenizer,
+            max_policy_ms=body["max_policy_ms"],
+            session=body["session"],
+        )
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: bad memory settings: {exc}"[:500]) from None
+    try:
+        memory._apply(messages)
+        policy.load_state(spec["state"])
+    except (
+        Exception
+    ) as exc:  # a policy given state from a file: any failure means a bad file
+        raise CheckpointError(
+            f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]
+        ) from None
+    memory._store.append(memory.session, messages)
+    return memory
+
+
+def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
+    if spec["kind"] != "approx":
+        return (
+            ApproxTokenizer()
+        )  # an exact tokenizer comes back with its backend (Chat sets it)
+    try:
+        tokenizer = ApproxTokenizer(
+            per_message=spec["per_message"], per_prompt=spec["per_prompt"]
+        )
+        state = spec["state"]
+        if not isinstance(state, dict) or not all(
+            isinstance(state.get(k), (int, float))
+            and not isinstance(state.get(k), bool)
+            for k in ("scale", "seen_tokens", "seen_raw")
+        ):
+            raise ValueError(
+                "tokenizer.state needs numbers scale, seen_tokens, seen_raw"
+            )
+        if (
+            not 0.05 <= state["scale"] <= 20
+            or state["seen_tokens"] < 0
+            or state["seen_raw"] < 0
+        ):
+            raise ValueError(f"tokenizer.state out of range: {state}")
+        tokenizer.load_state(state)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(
+            f"{where}: bad tokenizer calibration: {exc}"[:500]
+        ) from None
+    return tokenizer
+
+
+def _check_archive(messages: list[Message]) -> None:
+    """Ids strictly increasing, turns never going back, tool results answering a call of their turn."""
+    last_id = -1
+    turn = -1
+    calls: set[str] = set()
+    for message in messages:
+        if message.id is None or message.turn is None:
+            raise ValueError("every archived message needs an id and a turn")
+        if message.id <= last_id or message.turn < 0:
+            raise ValueError(
+                f"message id {message.id} / turn {message.turn} out of order"
+            )
+        if message.turn < turn:
+            raise ValueError(f"message {message.id} goes back to turn {message.turn}")
+        if message.role != "system" and message.turn != turn:
+            turn, calls = message.turn, set()
+        if message.role == "tool" and message.tool_call_id not in calls:
+            raise ValueError(f"tool message {message.id} answers no call of its turn")
+        calls.update(message.tool_call_ids)
+        last_id = message.id

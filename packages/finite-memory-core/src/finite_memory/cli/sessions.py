@@ -1,0 +1,109 @@
+"""``finite-memory sessions list|show|delete|export``: manage the sessions in a store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .._errors import StoreError
+from .._memory import Memory
+from ..stores import Store, open_store
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "sessions", help="list, show, delete or export the sessions in a store"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, help=help)
+        p.add_argument(
+            "--store", required=True, help="store URL, e.g. sqlite:///chats.db"
+        )
+        return p
+
+    action("list", "one line per session: name and message count")
+    show = action("show", "print a session's messages")
+    show.add_argument("session")
+    show.add_argument("--last", type=int, default=None, help="only the last N messages")
+    show.add_argument("--json", action="store_true", help="one JSON message per line")
+    delete = action("delete", "delete a session and all its messages")
+    delete.add_argument("session")
+    export = action(
+        "export", "write a session to a checkpoint file (loadable with Memory.load)"
+    )
+    export.add_argument("session")
+    export.add_argument("path", help="checkpoint file to write")
+    export.add_argument(
+        "--policy",
+        default="sliding",
+        help="policy saved in the checkpoint (default: sliding)",
+    )
+    export.add_argument(
+        "--max-tokens",
+        type=int,
+        default=2048,
+        help="budget saved in the checkpoint (default: 2048)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    try:
+        return _ACTIONS[args.action](store, args)
+    finally:
+        store.close()
+
+
+def _require(store: Store, session: str) -> None:
+    if session not in store.sessions():
+        raise StoreError(f"no session {session!r} in {getattr(store, 'url', store)!r}")
+
+
+def _list(store: Store, args: argparse.Namespace) -> int:
+    names = store.sessions()
+    for name in names:
+        print(f"{name}\t{store.count(name)} messages")
+    if not names:
+        print("(no sessions)")
+    return 0
+
+
+def _show(store: Store, args: argparse.Namespace) -> int:
+    _require(store, args.session)
+    messages = store.messages(args.session)
+    if args.last is not None:
+        messages = messages[-args.last :] if args.last > 0 else []
+    for m in messages:
+        if args.json:
+            print(json.dumps(m.to_dict(), ensure_ascii=False))
+        else:
+            extra = (
+                f" [tool_calls: {', '.join(m.tool_call_ids)}]" if m.tool_calls else ""
+            )
+            extra += f" [answers {m.tool_call_id}]" if m.tool_call_id else ""
+            print(f"#{m.id} turn {m.turn} {m.role}: {m.content}{extra}")
+    return 0
+
+
+def _delete(store: Store, args: argparse.Namespace) -> int:
+    _require(store, args.session)
+    count = store.count(args.session)
+    store.delete(args.session)
+    print(f"deleted session {args.session!r} ({count} messages)")
+    return 0
+
+
+def _export(store: Store, args: argparse.Namespace) -> int:
+    _require(store, args.session)
+    memory = Memory(
+        args.policy, max_tokens=args.max_tokens, store=store, session=args.session
+    )
+    memory.save(args.path)
+    print(f"exported session {args.session!r} ({len(memory)} messages) to {args.path}")
+    return 0
+
+
+_ACTIONS = {"list": _list, "show": _show, "delete": _delete, "export": _export}
