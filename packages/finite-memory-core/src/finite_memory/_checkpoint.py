@@ -53,9 +53,7 @@ _MEMORY_FIELDS: dict[str, tuple[type, ...]] = {
 def canonical(document: dict[str, Any]) -> bytes:
     """The bytes the checksum covers: every field but ``checksum``, canonically encoded."""
     body = {key: value for key, value in document.items() if key != "checksum"}
-    return json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def checksum(document: dict[str, Any]) -> str:
@@ -116,9 +114,7 @@ def save(memory: Memory, path: str | os.PathLike[str]) -> None:
 def _fsync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
-    except (
-        OSError
-    ):  # a platform that cannot open folders (Windows): the rename is what we have
+    except OSError:  # a platform that cannot open folders (Windows): the rename is what we have
         return
     try:
         os.fsync(fd)
@@ -167,25 +163,17 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
         document = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         problem = "truncated" if exc.pos >= len(text.rstrip()) else "not JSON"
-        raise CheckpointError(
-            f"{where}: {problem} ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
+        raise CheckpointError(f"{where}: {problem} ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
-        raise CheckpointError(
-            f"{where}: nested too deeply to be a checkpoint"
-        ) from None
+        raise CheckpointError(f"{where}: nested too deeply to be a checkpoint") from None
     except ValueError as exc:  # a constant, or an integer too long to convert
-        raise CheckpointError(
-            f"{where}: not a valid checkpoint number ({exc})"
-        ) from None
+        raise CheckpointError(f"{where}: not a valid checkpoint number ({exc})") from None
     if not isinstance(document, dict):
         raise CheckpointError(
             f"{where}: not a checkpoint (top level is a JSON {type(document).__name__}, not an object)"
         )
     if document.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{where}: not a finite-memory checkpoint (format is {document.get('format')!r})"
-        )
+        raise CheckpointError(f"{where}: not a finite-memory checkpoint (format is {document.get('format')!r})")
     version = document.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise CheckpointError(f"{where}: version must be an int, got {version!r}"[:300])
@@ -194,9 +182,7 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
             f"{where}: checkpoint version {version} is newer than this finite-memory supports ({VERSION}); "
             "upgrade finite-memory-core"
         )
-    if version < 1 or (
-        version < VERSION and any(v not in MIGRATIONS for v in range(version, VERSION))
-    ):
+    if version < 1 or (version < VERSION and any(v not in MIGRATIONS for v in range(version, VERSION))):
         raise CheckpointError(f"{where}: unknown checkpoint version {version}")
     stated = document.get("checksum")
     if not isinstance(stated, str):
@@ -204,22 +190,16 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
     try:
         actual = checksum(document)
     except RecursionError:
-        raise CheckpointError(
-            f"{where}: nested too deeply to be a checkpoint"
-        ) from None
+        raise CheckpointError(f"{where}: nested too deeply to be a checkpoint") from None
     except ValueError as exc:  # 1e999 parses as inf, which no checkpoint holds
         raise CheckpointError(f"{where}: a number out of range ({exc})") from None
     if stated != actual:
-        raise CheckpointError(
-            f"{where}: checksum mismatch (the file is corrupted or was edited)"
-        )
+        raise CheckpointError(f"{where}: checksum mismatch (the file is corrupted or was edited)")
     for step in range(version, VERSION):
         try:
             document = MIGRATIONS[step](document)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CheckpointError(
-                f"{where}: cannot migrate from version {step}: {exc!r}"
-            ) from None
+            raise CheckpointError(f"{where}: cannot migrate from version {step}: {exc!r}") from None
         document["version"] = step + 1
     _check_body(document, where)
     return document
@@ -238,12 +218,8 @@ def _check_body(document: dict[str, Any], where: str) -> None:
             raise CheckpointError(f"{where}: missing field 'memory.{name}'")
         value = body[name]
         if not isinstance(value, types) or isinstance(value, bool):
-            allowed = " or ".join(
-                "null" if t is type(None) else t.__name__ for t in types
-            )
-            raise CheckpointError(
-                f"{where}: memory.{name} must be {allowed}, not {type(value).__name__}"
-            )
+            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise CheckpointError(f"{where}: memory.{name} must be {allowed}, not {type(value).__name__}")
     policy = body["policy"]
     if not isinstance(policy.get("name"), str):
         raise CheckpointError(f"{where}: memory.policy.name must be a str")
@@ -279,9 +255,7 @@ def restore(
     try:
         policy = load_policy(spec["name"], **spec["options"])
     except Exception as exc:  # noqa: BLE001 - options come from a file: any failure means a bad file
-        raise CheckpointError(
-            f"{where}: cannot rebuild policy {spec['name']!r}: {exc}"[:500]
-        ) from None
+        raise CheckpointError(f"{where}: cannot rebuild policy {spec['name']!r}: {exc}"[:500]) from None
     if tokenizer is None:
         tokenizer = _restore_tokenizer(body["tokenizer"], where)
     try:
@@ -299,45 +273,28 @@ def restore(
     try:
         memory._apply(messages)
         policy.load_state(spec["state"])
-    except (
-        Exception
-    ) as exc:  # a policy given state from a file: any failure means a bad file
-        raise CheckpointError(
-            f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - a policy given state from a file: any failure means a bad file
+        raise CheckpointError(f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]) from None
     memory._store.append(memory.session, messages)
     return memory
 
 
 def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
     if spec["kind"] != "approx":
-        return (
-            ApproxTokenizer()
-        )  # an exact tokenizer comes back with its backend (Chat sets it)
+        return ApproxTokenizer()  # an exact tokenizer comes back with its backend (Chat sets it)
     try:
-        tokenizer = ApproxTokenizer(
-            per_message=spec["per_message"], per_prompt=spec["per_prompt"]
-        )
+        tokenizer = ApproxTokenizer(per_message=spec["per_message"], per_prompt=spec["per_prompt"])
         state = spec["state"]
         if not isinstance(state, dict) or not all(
-            isinstance(state.get(k), (int, float))
-            and not isinstance(state.get(k), bool)
+            isinstance(state.get(k), (int, float)) and not isinstance(state.get(k), bool)
             for k in ("scale", "seen_tokens", "seen_raw")
         ):
-            raise ValueError(
-                "tokenizer.state needs numbers scale, seen_tokens, seen_raw"
-            )
-        if (
-            not 0.05 <= state["scale"] <= 20
-            or state["seen_tokens"] < 0
-            or state["seen_raw"] < 0
-        ):
+            raise ValueError("tokenizer.state needs numbers scale, seen_tokens, seen_raw")
+        if not 0.05 <= state["scale"] <= 20 or state["seen_tokens"] < 0 or state["seen_raw"] < 0:
             raise ValueError(f"tokenizer.state out of range: {state}")
         tokenizer.load_state(state)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise CheckpointError(
-            f"{where}: bad tokenizer calibration: {exc}"[:500]
-        ) from None
+        raise CheckpointError(f"{where}: bad tokenizer calibration: {exc}"[:500]) from None
     return tokenizer
 
 
@@ -350,9 +307,7 @@ def _check_archive(messages: list[Message]) -> None:
         if message.id is None or message.turn is None:
             raise ValueError("every archived message needs an id and a turn")
         if message.id <= last_id or message.turn < 0:
-            raise ValueError(
-                f"message id {message.id} / turn {message.turn} out of order"
-            )
+            raise ValueError(f"message id {message.id} / turn {message.turn} out of order")
         if message.turn < turn:
             raise ValueError(f"message {message.id} goes back to turn {message.turn}")
         if message.role != "system" and message.turn != turn:

@@ -61,38 +61,24 @@ class Memory:
         **policy_options: Any,
     ) -> None:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-            raise TypeError(
-                f"max_tokens must be an int, not {type(max_tokens).__name__}"
-            )
+            raise TypeError(f"max_tokens must be an int, not {type(max_tokens).__name__}")
         if reserve_output is None:
             reserve_output = min(1024, max_tokens // 4)
         if not isinstance(reserve_output, int) or isinstance(reserve_output, bool):
-            raise TypeError(
-                f"reserve_output must be an int, not {type(reserve_output).__name__}"
-            )
+            raise TypeError(f"reserve_output must be an int, not {type(reserve_output).__name__}")
         if max_tokens <= 0 or reserve_output < 0:
-            raise ValueError(
-                f"max_tokens must be > 0 and reserve_output >= 0, got {max_tokens} and {reserve_output}"
-            )
+            raise ValueError(f"max_tokens must be > 0 and reserve_output >= 0, got {max_tokens} and {reserve_output}")
         if reserve_output >= max_tokens:
-            raise ValueError(
-                f"reserve_output ({reserve_output}) must be smaller than max_tokens ({max_tokens})"
-            )
+            raise ValueError(f"reserve_output ({reserve_output}) must be smaller than max_tokens ({max_tokens})")
         if max_tokens - reserve_output < MIN_BUDGET:
             raise ValueError(
                 f"max_tokens - reserve_output must leave at least {MIN_BUDGET} tokens for the context, "
                 f"got {max_tokens} - {reserve_output}"
             )
         if system is not None and not isinstance(system, str):
-            raise TypeError(
-                f"system must be a str or None, not {type(system).__name__}"
-            )
-        if max_policy_ms is not None and (
-            not isinstance(max_policy_ms, (int, float)) or max_policy_ms <= 0
-        ):
-            raise ValueError(
-                f"max_policy_ms must be a positive number or None, got {max_policy_ms!r}"
-            )
+            raise TypeError(f"system must be a str or None, not {type(system).__name__}")
+        if max_policy_ms is not None and (not isinstance(max_policy_ms, (int, float)) or max_policy_ms <= 0):
+            raise ValueError(f"max_policy_ms must be a positive number or None, got {max_policy_ms!r}")
         if not isinstance(session, str) or not session:
             raise ValueError(f"session must be a non-empty string, got {session!r}")
 
@@ -102,9 +88,7 @@ class Memory:
         self.max_policy_ms = max_policy_ms
         self.session = session
         self._policy = _make_policy(policy, policy_options)
-        self._counter = TokenCounter(
-            tokenizer if tokenizer is not None else ApproxTokenizer()
-        )
+        self._counter = TokenCounter(tokenizer if tokenizer is not None else ApproxTokenizer())
         self._messages: list[Message] = []
         self._turns: list[Turn] = []
         self._pinned: list[Message] = []
@@ -177,9 +161,7 @@ class Memory:
         batch = list(messages)
         for message in batch:
             if not isinstance(message, Message):
-                raise TypeError(
-                    f"extend() takes Message objects, not {type(message).__name__}"
-                )
+                raise TypeError(f"extend() takes Message objects, not {type(message).__name__}")
         if not batch:
             return []
         for _ in range(_MAX_CONFLICTS):
@@ -192,9 +174,7 @@ class Memory:
             self._apply(stamped)
             self._enforce_retention()
             return stamped
-        raise StoreError(
-            f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers"
-        )
+        raise StoreError(f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers")
 
     def _catch_up(self) -> None:
         """Apply what other writers appended to this session since our last message."""
@@ -292,9 +272,7 @@ class Memory:
                 self._pinned.append(message)
                 continue
             if not self._turns or message.turn != self._turns[-1].number:
-                self._turns.append(
-                    Turn(message.turn if message.turn is not None else len(self._turns))
-                )
+                self._turns.append(Turn(message.turn if message.turn is not None else len(self._turns)))
             turn = self._turns[-1]
             turn.messages.append(message)
             self._archived += 1
@@ -317,39 +295,22 @@ class Memory:
         counter = self._counter
         room = self.budget - counter.base()
         if pending:
-            newest: Turn | None = Turn(
-                self._turns[-1].number + 1 if self._turns else 0, list(pending)
-            )
+            newest: Turn | None = Turn(self._turns[-1].number + 1 if self._turns else 0, list(pending))
             older = TurnWindow(self._turns, len(self._turns))
         else:
             newest = self._turns[-1] if self._turns else None
             older = TurnWindow(self._turns, len(self._turns) - 1)
 
-        pinned = (
-            [Message("system", self.system)] if self.system else []
-        ) + self._pinned
+        pinned = ([Message("system", self.system)] if self.system else []) + self._pinned
         pinned, newest_msgs, truncated = self._fit_fixed(pinned, newest, room)
-        fixed = sum(counter.message(m) for m in pinned) + sum(
-            counter.message(m) for m in newest_msgs
-        )
-        view = PolicyInput(
-            turns=older,
-            budget=max(0, room - fixed),
-            query=query,
-            counter=counter,
-            newest=newest,
-        )
+        fixed = sum(counter.message(m) for m in pinned) + sum(counter.message(m) for m in newest_msgs)
+        view = PolicyInput(turns=older, budget=max(0, room - fixed), query=query, counter=counter, newest=newest)
         selection, elapsed_ms, fallback = self._run_policy(view)
 
-        chosen = sorted(
-            {t.number: t for t in selection.turns if t is not newest}.values(),
-            key=lambda t: t.number,
-        )
+        chosen = sorted({t.number: t for t in selection.turns if t is not newest}.values(), key=lambda t: t.number)
         prefix = list(selection.prefix)
         while True:
-            messages = (
-                pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
-            )
+            messages = pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
             tokens = counter.messages(messages)
             if tokens <= self.budget:
                 break
@@ -358,12 +319,7 @@ class Memory:
             elif prefix:
                 prefix.clear()
             elif newest_msgs:
-                cut = fit_messages(
-                    newest_msgs,
-                    sum(counter.message(m) for m in newest_msgs)
-                    - (tokens - self.budget),
-                    counter,
-                )
+                cut = fit_messages(newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter)
                 truncated += 1
                 newest_msgs = cut or []
             elif pinned:
@@ -380,17 +336,9 @@ class Memory:
             truncated=truncated,
         )
         included = [m.id for m in messages if m.id is not None]
-        return Context(
-            messages=messages,
-            tokens=tokens,
-            included=included,
-            stats=stats,
-            budget=self.budget,
-        )
+        return Context(messages=messages, tokens=tokens, included=included, stats=stats, budget=self.budget)
 
-    def _fit_fixed(
-        self, pinned: list[Message], newest: Turn | None, room: int
-    ) -> tuple[list[Message], list[Message], int]:
+    def _fit_fixed(self, pinned: list[Message], newest: Turn | None, room: int) -> tuple[list[Message], list[Message], int]:
         """Pinned system messages and the newest turn, cut to fit ``room`` together."""
         counter = self._counter
         newest_msgs = list(newest.messages) if newest else []
@@ -399,22 +347,16 @@ class Memory:
         if pinned_cost + newest_cost <= room:
             return pinned, newest_msgs, 0
         truncated = 0
-        pinned_room = min(
-            pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room)
-        )
+        pinned_room = min(pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room))
         if pinned_cost > pinned_room:
             pinned = fit_messages(pinned, pinned_room, counter) or []
             truncated += len(pinned) if pinned else 0
         newest_room = room - sum(counter.message(m) for m in pinned)
         if newest_cost > newest_room:
             fitted = fit_messages(newest_msgs, newest_room, counter)
-            if (
-                fitted is None
-            ):  # too many messages for even their markers: keep the question
+            if fitted is None:  # too many messages for even their markers: keep the question
                 questions = [m for m in newest_msgs if m.role == "user"]
-                fitted = (
-                    fit_messages(questions, newest_room, counter) if questions else None
-                )
+                fitted = fit_messages(questions, newest_room, counter) if questions else None
             newest_msgs = fitted or []
             truncated += 1
         return pinned, newest_msgs, truncated
@@ -428,9 +370,7 @@ class Memory:
         except PolicyTimeout:
             selection = None
         elapsed_ms = (time.perf_counter() - start) * 1000
-        if selection is None or (
-            self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms
-        ):
+        if selection is None or (self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms):
             view.deadline = None
             return Sliding().select(view), elapsed_ms, True
         return selection, elapsed_ms, False
@@ -448,9 +388,7 @@ class Memory:
         save(self, path)
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None
-    ) -> Memory:
+    def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
         """A memory restored from a checkpoint written by :meth:`save`.
 
         Raises :class:`~finite_memory.CheckpointError` saying what is wrong with a bad
@@ -477,29 +415,21 @@ class Memory:
 def _new_message(role: str, content: str, fields: dict[str, Any]) -> Message:
     given = set(fields) & {"id", "turn"}
     if given:
-        raise TypeError(
-            f"{', '.join(sorted(given))} is given by the memory, not by add()"
-        )
+        raise TypeError(f"{', '.join(sorted(given))} is given by the memory, not by add()")
     allowed = {"name", "tool_calls", "tool_call_id", "meta"}
     unknown = set(fields) - allowed
     if unknown:
-        raise TypeError(
-            f"unknown message fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
-        )
+        raise TypeError(f"unknown message fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
     return Message(role, content, **fields)  # type: ignore[arg-type]
 
 
 def _make_policy(policy: str | Policy, options: dict[str, Any]) -> Policy:
     if isinstance(policy, Policy):
         if options:
-            raise TypeError(
-                "policy options go to a policy given by name; this one is already built"
-            )
+            raise TypeError("policy options go to a policy given by name; this one is already built")
         return policy
     if isinstance(policy, str):
         from ._registry import load_policy
 
         return load_policy(policy, **options)
-    raise TypeError(
-        f"policy must be a name or a Policy instance, not {type(policy).__name__}"
-    )
+    raise TypeError(f"policy must be a name or a Policy instance, not {type(policy).__name__}")

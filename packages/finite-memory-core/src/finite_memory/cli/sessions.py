@@ -11,16 +11,12 @@ from ..stores import Store, open_store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser(
-        "sessions", help="list, show, delete or export the sessions in a store"
-    )
+    parser = sub.add_parser("sessions", help="list, show, delete or export the sessions in a store")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help)
-        p.add_argument(
-            "--store", required=True, help="store URL, e.g. sqlite:///chats.db"
-        )
+        p.add_argument("--store", required=True, help="store URL, e.g. sqlite:///chats.db")
         return p
 
     action("list", "one line per session: name and message count")
@@ -30,9 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     show.add_argument("--json", action="store_true", help="one JSON message per line")
     delete = action("delete", "delete a session and all its messages")
     delete.add_argument("session")
-    export = action(
-        "export", "write a session to a checkpoint file (loadable with Memory.load)"
-    )
+    export = action("export", "write a session to a checkpoint file (loadable with Memory.load)")
     export.add_argument("session")
     export.add_argument("path", help="checkpoint file to write")
     export.add_argument(
@@ -80,9 +74,7 @@ def _show(store: Store, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(m.to_dict(), ensure_ascii=False))
         else:
-            extra = (
-                f" [tool_calls: {', '.join(m.tool_call_ids)}]" if m.tool_calls else ""
-            )
+            extra = f" [tool_calls: {', '.join(m.tool_call_ids)}]" if m.tool_calls else ""
             extra += f" [answers {m.tool_call_id}]" if m.tool_call_id else ""
             print(f"#{m.id} turn {m.turn} {m.role}: {m.content}{extra}")
     return 0
@@ -98,9 +90,7 @@ def _delete(store: Store, args: argparse.Namespace) -> int:
 
 def _export(store: Store, args: argparse.Namespace) -> int:
     _require(store, args.session)
-    memory = Memory(
-        args.policy, max_tokens=args.max_tokens, store=store, session=args.session
-    )
+    memory = Memory(args.policy, max_tokens=args.max_tokens, store=store, session=args.session)
     memory.save(args.path)
     print(f"exported session {args.session!r} ({len(memory)} messages) to {args.path}")
     return 0

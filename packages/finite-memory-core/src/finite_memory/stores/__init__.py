@@ -16,9 +16,7 @@ def open_store(spec: str | Store | None) -> Store:
     if isinstance(spec, str):
         scheme, sep, _ = spec.partition(":")
         if not sep or not scheme:
-            raise ValueError(
-                f"a store is a URL such as 'sqlite:///chats.db' or 'memory://', got {spec!r}"
-            )
+            raise ValueError(f"a store is a URL such as 'sqlite:///chats.db' or 'memory://', got {spec!r}")
         return load_plugin("stores", scheme)(spec)  # type: ignore[no-any-return]
     if isinstance(spec, Store):
         return spec

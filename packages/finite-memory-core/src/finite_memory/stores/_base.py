@@ -39,9 +39,7 @@ class Store(Protocol):
 
     max_messages: int | None
 
-    def append(
-        self, session: str, messages: Sequence[Message], *, state: str | None = None
-    ) -> None: ...
+    def append(self, session: str, messages: Sequence[Message], *, state: str | None = None) -> None: ...
 
     def messages(self, session: str, *, after: int | None = None) -> list[Message]: ...
 

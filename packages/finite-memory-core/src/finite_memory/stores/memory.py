@@ -15,9 +15,7 @@ class InMemoryStore:
     ``max_messages`` caps each session's archive (whole oldest turns go first).
     """
 
-    def __init__(
-        self, url: str = "memory://", *, max_messages: int | None = None
-    ) -> None:
+    def __init__(self, url: str = "memory://", *, max_messages: int | None = None) -> None:
         self.url = url
         self.max_messages = checked_cap(max_messages)
         self._sessions: dict[str, list[Message]] = {}
@@ -28,17 +26,13 @@ class InMemoryStore:
     def __repr__(self) -> str:
         return f"InMemoryStore(sessions={len(self._sessions)})"
 
-    def append(
-        self, session: str, messages: Sequence[Message], *, state: str | None = None
-    ) -> None:
+    def append(self, session: str, messages: Sequence[Message], *, state: str | None = None) -> None:
         if not messages:
             return
         with self._lock:
             expected = self._next_id.get(session, messages[0].id)
             if messages[0].id != expected:
-                raise StoreConflict(
-                    f"session {session!r}: next id is {expected}, got {messages[0].id}"
-                )
+                raise StoreConflict(f"session {session!r}: next id is {expected}, got {messages[0].id}")
             archive = self._sessions.setdefault(session, [])
             archive.extend(messages)
             self._next_id[session] = messages[-1].id + 1  # type: ignore[operator]
@@ -52,12 +46,11 @@ class InMemoryStore:
         sizes: dict[int, int] = {}
         for message in archive:
             if message.role != "system":
-                sizes[message.turn] = sizes.get(message.turn, 0) + 1  # type: ignore[index]
+                turn = message.turn or 0
+                sizes[turn] = sizes.get(turn, 0) + 1
         keep_from = retained_from(list(sizes.items()), cap)
         if keep_from is not None:
-            archive[:] = [
-                m for m in archive if m.role == "system" or m.turn >= keep_from
-            ]  # type: ignore[operator]
+            archive[:] = [m for m in archive if m.role == "system" or (m.turn or 0) >= keep_from]
 
     def messages(self, session: str, *, after: int | None = None) -> list[Message]:
         with self._lock:

@@ -71,14 +71,10 @@ _COLUMNS = "role, content, name, tool_calls, tool_call_id, meta, id, turn"
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
     """The file path and the query options of a ``sqlite:///...`` URL."""
     if not isinstance(url, str) or not url.startswith("sqlite:///"):
-        raise ValueError(
-            f"a SQLite store URL is 'sqlite:///relative.db' or 'sqlite:////absolute/path.db', got {url!r}"
-        )
+        raise ValueError(f"a SQLite store URL is 'sqlite:///relative.db' or 'sqlite:////absolute/path.db', got {url!r}")
     path, _, query = url[len("sqlite:///") :].partition("?")
     if not path or path == ":memory:":
-        raise ValueError(
-            f"a SQLite store needs a file path (use 'memory://' for an in-process store), got {url!r}"
-        )
+        raise ValueError(f"a SQLite store needs a file path (use 'memory://' for an in-process store), got {url!r}")
     return path, dict(parse_qsl(query, keep_blank_values=True))
 
 
@@ -106,28 +102,18 @@ class SQLiteStore:
             )
         self.url = url
         self.path = Path(path)
-        self.max_messages = checked_cap(
-            max_messages if max_messages is not None else options.get("max_messages")
-        )
+        self.max_messages = checked_cap(max_messages if max_messages is not None else options.get("max_messages"))
         self.synchronous = (synchronous or options.get("synchronous") or "full").lower()
         if self.synchronous not in _SYNCHRONOUS:
-            raise ValueError(
-                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {self.synchronous!r}"
-            )
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {self.synchronous!r}")
         try:
-            self.timeout = float(
-                timeout if timeout is not None else options.get("timeout", 60.0)
-            )
+            self.timeout = float(timeout if timeout is not None else options.get("timeout", 60.0))
         except ValueError:
-            raise ValueError(
-                f"timeout must be a number of seconds, got {options.get('timeout')!r}"
-            ) from None
+            raise ValueError(f"timeout must be a number of seconds, got {options.get('timeout')!r}") from None
         if self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if not self.path.parent.is_dir():
-            raise StoreError(
-                f"cannot open {url!r}: folder {str(self.path.parent)!r} does not exist"
-            )
+            raise StoreError(f"cannot open {url!r}: folder {str(self.path.parent)!r} does not exist")
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -201,9 +187,7 @@ class SQLiteStore:
             return
 
         def migrate(conn: sqlite3.Connection) -> None:
-            version = (
-                read_version()
-            )  # again, inside the lock: another process may have migrated
+            version = read_version()  # again, inside the lock: another process may have migrated
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.url} has schema version {version}, newer than this finite-memory supports "
@@ -217,9 +201,7 @@ class SQLiteStore:
 
     # -- the Store interface ---------------------------------------------------------------
 
-    def append(
-        self, session: str, messages: Sequence[Message], *, state: str | None = None
-    ) -> None:
+    def append(self, session: str, messages: Sequence[Message], *, state: str | None = None) -> None:
         if not messages:
             return
         rows = [_row(session, m) for m in messages]
@@ -228,14 +210,10 @@ class SQLiteStore:
         newest_turn = messages[-1].turn or 0
 
         def work(conn: sqlite3.Connection) -> None:
-            found = conn.execute(
-                "SELECT next_id, archived FROM sessions WHERE name = ?", (session,)
-            ).fetchone()
+            found = conn.execute("SELECT next_id, archived FROM sessions WHERE name = ?", (session,)).fetchone()
             expected, archived = found if found else (first, 0)
             if first != expected:
-                raise StoreConflict(
-                    f"session {session!r}: next id is {expected}, got {first}"
-                )
+                raise StoreConflict(f"session {session!r}: next id is {expected}, got {first}")
             now = time.time()
             if found is None:
                 conn.execute(
@@ -248,9 +226,7 @@ class SQLiteStore:
             )
             archived += kept
             if self.max_messages is not None and archived > self.max_messages:
-                archived -= _trim(
-                    conn, session, archived - self.max_messages, newest_turn
-                )  # type: ignore[arg-type]
+                archived -= _trim(conn, session, archived - self.max_messages, newest_turn)  # type: ignore[arg-type]
             conn.execute(
                 "UPDATE sessions SET next_id = ?, archived = ?, updated = ?, state = COALESCE(?, state) WHERE name = ?",
                 (last + 1, archived, now, state, session),  # type: ignore[operator]
@@ -260,14 +236,8 @@ class SQLiteStore:
 
     def messages(self, session: str, *, after: int | None = None) -> list[Message]:
         conn = self._conn()
-        query = (
-            f"SELECT {_COLUMNS} FROM messages WHERE session = ? AND id > ? ORDER BY id"
-        )
-        rows = self._retry(
-            lambda: conn.execute(
-                query, (session, -1 if after is None else after)
-            ).fetchall()
-        )
+        query = f"SELECT {_COLUMNS} FROM messages WHERE session = ? AND id > ? ORDER BY id"
+        rows = self._retry(lambda: conn.execute(query, (session, -1 if after is None else after)).fetchall())
         loads = json.loads
         return [
             trusted_message(
@@ -285,31 +255,20 @@ class SQLiteStore:
 
     def read_state(self, session: str) -> str | None:
         conn = self._conn()
-        row = self._retry(
-            lambda: conn.execute(
-                "SELECT state FROM sessions WHERE name = ?", (session,)
-            ).fetchone()
-        )
+        row = self._retry(lambda: conn.execute("SELECT state FROM sessions WHERE name = ?", (session,)).fetchone())
         return row[0] if row else None
 
     def sessions(self) -> list[str]:
         conn = self._conn()
         return [
-            name
-            for (name,) in self._retry(
-                lambda: conn.execute(
-                    "SELECT name FROM sessions ORDER BY name"
-                ).fetchall()
-            )
+            name for (name,) in self._retry(lambda: conn.execute("SELECT name FROM sessions ORDER BY name").fetchall())
         ]
 
     def count(self, session: str) -> int:
         conn = self._conn()
         return int(
             self._retry(
-                lambda: conn.execute(
-                    "SELECT COUNT(*) FROM messages WHERE session = ?", (session,)
-                ).fetchone()[0]
+                lambda: conn.execute("SELECT COUNT(*) FROM messages WHERE session = ?", (session,)).fetchone()[0]
             )
         )
 
@@ -350,11 +309,7 @@ class SQLiteStore:
 
 
 def _row(session: str, m: Message) -> tuple[Any, ...]:
-    calls = (
-        json.dumps(list(m.tool_calls), ensure_ascii=False)
-        if m.tool_calls is not None
-        else None
-    )
+    calls = json.dumps(list(m.tool_calls), ensure_ascii=False) if m.tool_calls is not None else None
     meta = json.dumps(m.meta, ensure_ascii=False) if m.meta else None
     return (
         session,
@@ -403,8 +358,4 @@ def _trim(conn: sqlite3.Connection, session: str, excess: int, newest_turn: int)
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     name = getattr(exc, "sqlite_errorname", "")
     text = str(exc).lower()
-    return (
-        name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
-        or "locked" in text
-        or "busy" in text
-    )
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text
