@@ -182,7 +182,7 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
             f"{where}: checkpoint version {version} is newer than this finite-memory supports ({VERSION}); "
             "upgrade finite-memory-core"
         )
-    if version < 1 or (version < VERSION and any(v not in MIGRATIONS for v in range(version, VERSION))):
+    if version < min(MIGRATIONS, default=VERSION) or any(step not in MIGRATIONS for step in range(version, VERSION)):
         raise CheckpointError(f"{where}: unknown checkpoint version {version}")
     stated = document.get("checksum")
     if not isinstance(stated, str):
