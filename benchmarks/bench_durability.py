@@ -25,7 +25,33 @@ from pathlib import Path
 from finite_memory import Memory, Message
 from finite_memory.stores.sqlite import SQLiteStore
 
-WORDS = "the a to of and I you my we it is was in on at for with about moved Lisbon May job sister dog trip".split()
+WORDS = [
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "I",
+    "you",
+    "my",
+    "we",
+    "it",
+    "is",
+    "was",
+    "in",
+    "on",
+    "at",
+    "for",
+    "with",
+    "about",
+    "moved",
+    "Lisbon",
+    "May",
+    "job",
+    "sister",
+    "dog",
+    "trip",
+]
 REOPEN_TARGET_S = 1.0
 
 
@@ -131,8 +157,12 @@ def bench_adds(folder: Path, n: int, procs: int) -> None:
         del t0
         mine = [x for r in results for x in r]
         plain = [x for r in plain_results for x in r]
-        row("throughput (adds/s, all processes)", f"{len(mine) / mine_s:,.0f}", f"{len(plain) / plain_s:,.0f}",
-            f"{plain_s / mine_s:.2f}x")
+        row(
+            "throughput (adds/s, all processes)",
+            f"{len(mine) / mine_s:,.0f}",
+            f"{len(plain) / plain_s:,.0f}",
+            f"{plain_s / mine_s:.2f}x",
+        )
         for q, name in ((0.5, "p50"), (0.99, "p99")):
             a, b = pct(mine, q) * 1000, pct(plain, q) * 1000
             row(f"{name} latency (ms)", f"{a:.3f}", f"{b:.3f}", f"{b / a:.2f}x")
@@ -158,44 +188,48 @@ def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
 
 def bench_checkpoints(folder: Path, sizes: list[int]) -> None:
     for n in sizes:
-        mem = filled_memory(n)
-        dicts = [m.to_dict() for m in mem.messages]
-        path = folder / f"ckpt-{n}.json"
-        plain = folder / f"plain-{n}.json"
-        repeat = 3 if n <= 10_000 else 2
+        bench_checkpoint(folder, n)
 
-        def plain_dump() -> None:
-            with open(plain, "w") as f:
-                json.dump(dicts, f)
 
-        def plain_load() -> None:
-            with open(plain) as f:
-                json.load(f)
+def bench_checkpoint(folder: Path, n: int) -> None:
+    mem = filled_memory(n)
+    dicts = [m.to_dict() for m in mem.messages]
+    path = folder / f"ckpt-{n}.json"
+    plain = folder / f"plain-{n}.json"
+    repeat = 3 if n <= 10_000 else 2
 
-        def plain_sqlite() -> None:
-            db = folder / f"plain-{n}.db"
-            if db.exists():
-                db.unlink()
-            conn = sqlite3.connect(db)
-            conn.execute("CREATE TABLE m (id INTEGER PRIMARY KEY, turn INTEGER, role TEXT, content TEXT, meta TEXT)")
-            with conn:
-                conn.executemany(
-                    "INSERT INTO m VALUES (?, ?, ?, ?, ?)",
-                    ((d["id"], d["turn"], d["role"], d["content"], json.dumps(d.get("meta"))) for d in dicts),
-                )
-            conn.close()
+    def plain_dump() -> None:
+        with open(plain, "w") as f:
+            json.dump(dicts, f)
 
-        save_s = best(lambda: mem.save(path), repeat)
-        load_s = best(lambda: Memory.load(path), repeat)
-        dump_s = best(plain_dump, repeat)
-        jload_s = best(plain_load, repeat)
-        sql_s = best(plain_sqlite, repeat)
-        size_mb = path.stat().st_size / 1e6
-        print(f"\nCheckpoint, {n:,} messages ({size_mb:.1f} MB; best of {repeat})")
-        row("", "finite-memory", "plain baseline", "ratio")
-        row("save (s): vs json.dump, no fsync", f"{save_s:.3f}", f"{dump_s:.3f}", f"{save_s / dump_s:.2f}x")
-        row("save (s): vs sqlite3 executemany", f"{save_s:.3f}", f"{sql_s:.3f}", f"{save_s / sql_s:.2f}x")
-        row("load (s): vs json.load", f"{load_s:.3f}", f"{jload_s:.3f}", f"{load_s / jload_s:.2f}x")
+    def plain_load() -> None:
+        with open(plain) as f:
+            json.load(f)
+
+    def plain_sqlite() -> None:
+        db = folder / f"plain-{n}.db"
+        if db.exists():
+            db.unlink()
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE m (id INTEGER PRIMARY KEY, turn INTEGER, role TEXT, content TEXT, meta TEXT)")
+        with conn:
+            conn.executemany(
+                "INSERT INTO m VALUES (?, ?, ?, ?, ?)",
+                ((d["id"], d["turn"], d["role"], d["content"], json.dumps(d.get("meta"))) for d in dicts),
+            )
+        conn.close()
+
+    save_s = best(lambda: mem.save(path), repeat)
+    load_s = best(lambda: Memory.load(path), repeat)
+    dump_s = best(plain_dump, repeat)
+    jload_s = best(plain_load, repeat)
+    sql_s = best(plain_sqlite, repeat)
+    size_mb = path.stat().st_size / 1e6
+    print(f"\nCheckpoint, {n:,} messages ({size_mb:.1f} MB; best of {repeat})")
+    row("", "finite-memory", "plain baseline", "ratio")
+    row("save (s): vs json.dump, no fsync", f"{save_s:.3f}", f"{dump_s:.3f}", f"{save_s / dump_s:.2f}x")
+    row("save (s): vs sqlite3 executemany", f"{save_s:.3f}", f"{sql_s:.3f}", f"{save_s / sql_s:.2f}x")
+    row("load (s): vs json.load", f"{load_s:.3f}", f"{jload_s:.3f}", f"{load_s / jload_s:.2f}x")
 
 
 # -- reopening -------------------------------------------------------------------------------
@@ -231,7 +265,9 @@ def bench_reopen(folder: Path, n: int) -> None:
     validated_s = time.perf_counter() - t0
     conn = sqlite3.connect(folder / "reopen.db")
     t0 = time.perf_counter()
-    raw = conn.execute("SELECT role, content, meta, id, turn FROM messages WHERE session = 'long' ORDER BY id").fetchall()
+    raw = conn.execute(
+        "SELECT role, content, meta, id, turn FROM messages WHERE session = 'long' ORDER BY id"
+    ).fetchall()
     raw_s = time.perf_counter() - t0
     assert len(raw) == len(validated) == n
     store.close()
@@ -253,8 +289,10 @@ def main() -> int:
     adds = 1000 if args.quick else 5000
     sizes = [10_000] if args.quick else [10_000, 100_000]
     reopen_n = 20_000 if args.quick else 100_000
-    print(f"finite-memory durability benchmark; Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"finite-memory durability benchmark; Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory(prefix="fm-bench-", dir=os.environ.get("FM_BENCH_DIR")) as tmp:
         folder = Path(tmp)
         bench_adds(folder, adds, 8)

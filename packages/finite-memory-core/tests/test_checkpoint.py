@@ -6,10 +6,9 @@ import json
 import os
 from pathlib import Path
 
+import finite_memory
 import pytest
 from _durable_helpers import fill, questions, same_context
-
-import finite_memory
 from finite_memory import ApproxTokenizer, CheckpointError, Memory, Message
 from finite_memory import _checkpoint as checkpoint
 from finite_memory._registry import plugins
@@ -21,8 +20,18 @@ POLICIES = sorted(plugins("policies"))
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     tokenizer = ApproxTokenizer(per_message=5, per_prompt=2)
     tokenizer.calibrate([Message("user", "x" * 400)], 150)
-    mem = fill(Memory("sliding", 600, 100, "You are kind.", tokenizer=tokenizer, max_policy_ms=250.0, sink_turns=1,
-                      session="user-42"))
+    mem = fill(
+        Memory(
+            "sliding",
+            600,
+            100,
+            "You are kind.",
+            tokenizer=tokenizer,
+            max_policy_ms=250.0,
+            sink_turns=1,
+            session="user-42",
+        )
+    )
     path = tmp_path / "mem.json"
     mem.save(path)
     back = Memory.load(path)
@@ -31,7 +40,12 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert [(t.number, t.ids) for t in back.turns] == [(t.number, t.ids) for t in mem.turns]
     assert any(m.tool_calls for m in back.messages) and any(m.role == "tool" for m in back.messages)
     assert (back.system, back.max_tokens, back.reserve_output, back.max_policy_ms, back.session) == (
-        "You are kind.", 600, 100, 250.0, "user-42")
+        "You are kind.",
+        600,
+        100,
+        250.0,
+        "user-42",
+    )
     assert back.policy.name == "sliding" and back.policy.options() == {"sink_turns": 1}
     assert isinstance(back.tokenizer, ApproxTokenizer)
     assert back.tokenizer.state() == tokenizer.state()
@@ -183,8 +197,14 @@ def test_migration_from_an_older_version(tmp_path: Path, monkeypatch: pytest.Mon
     """A synthetic version 0 that kept the memory under "archive" and messages as [role, content] pairs."""
     good = _valid(tmp_path)
     body = good["memory"]
-    old_body = {**body, "messages": [[m["role"], m["content"], m["id"], m["turn"]] for m in body["messages"]
-                                     if m["role"] in ("user", "assistant") and m["content"]]}
+    old_body = {
+        **body,
+        "messages": [
+            [m["role"], m["content"], m["id"], m["turn"]]
+            for m in body["messages"]
+            if m["role"] in ("user", "assistant") and m["content"]
+        ],
+    }
     old = {"format": checkpoint.FORMAT, "version": 0, "archive": old_body}
     path = tmp_path / "v0.json"
     _write(path, old)
@@ -244,7 +264,9 @@ def test_policy_state_comes_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     import finite_memory._registry as registry
 
     real = registry.load_plugin
-    monkeypatch.setattr(registry, "load_plugin", lambda kind, name: Counting if name == "counting" else real(kind, name))
+    monkeypatch.setattr(
+        registry, "load_plugin", lambda kind, name: Counting if name == "counting" else real(kind, name)
+    )
     mem = fill(Memory(Counting(), max_tokens=400))
     mem.context()
     mem.context()

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 from _durable_helpers import fill
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from finite_memory import CheckpointError, Memory
 from finite_memory import _checkpoint as checkpoint
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -50,7 +49,9 @@ def test_truncations(tmp_path: Path, good: bytes, cut: int) -> None:
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=7)), min_size=1, max_size=4))
+@given(
+    flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=7)), min_size=1, max_size=4)
+)
 def test_bit_flips(tmp_path: Path, good: bytes, flips: list[tuple[int, int]]) -> None:
     data = bytearray(good)
     for position, bit in flips:
@@ -76,7 +77,9 @@ def _json_values() -> st.SearchStrategy[Any]:
         | st.sampled_from(["user", "assistant", "tool", "system", "sliding", "approx", ""])
     )
     return st.recursive(
-        leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12
+        leaves,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
     )
 
 
@@ -92,9 +95,14 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
 
 
 @FUZZ
-@given(seed=st.integers(min_value=0, max_value=2**32), values=st.lists(_json_values(), min_size=1, max_size=3),
-       drop=st.booleans())
-def test_wrong_types_with_a_valid_checksum(tmp_path: Path, good: bytes, seed: int, values: list[Any], drop: bool) -> None:
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    values=st.lists(_json_values(), min_size=1, max_size=3),
+    drop=st.booleans(),
+)
+def test_wrong_types_with_a_valid_checksum(
+    tmp_path: Path, good: bytes, seed: int, values: list[Any], drop: bool
+) -> None:
     """Replace (or delete) random nodes, then fix the checksum so the structure checks are what is tested."""
     document = json.loads(good)
     rng = random.Random(seed)

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from finite_memory import Memory
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX kill -9")

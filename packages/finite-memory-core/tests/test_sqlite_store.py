@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from _durable_helpers import fill, questions, same_context
-
 from finite_memory import Memory, StoreError
 from finite_memory._registry import plugins
 from finite_memory.policies import Sliding
@@ -35,8 +34,14 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     relative = open_store("sqlite:///rel.db?max_messages=10&synchronous=normal&timeout=5")
     assert (tmp_path / "rel.db").exists()
     assert (relative.max_messages, relative.synchronous, relative.timeout) == (10, "normal", 5.0)  # type: ignore[attr-defined]
-    for bad in ("sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite:///x.db?nope=1", "sqlite:///x.db?max_messages=0",
-                "sqlite:///x.db?synchronous=sometimes"):
+    for bad in (
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:///:memory:",
+        "sqlite:///x.db?nope=1",
+        "sqlite:///x.db?max_messages=0",
+        "sqlite:///x.db?synchronous=sometimes",
+    ):
         with pytest.raises(ValueError):
             open_store(bad)
     with pytest.raises(StoreError, match="does not exist"):
@@ -68,8 +73,9 @@ def test_batch_is_one_transaction(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", POLICIES)
 def test_reopened_session_builds_the_same_context(tmp_path: Path, name: str) -> None:
     store_url = url(tmp_path / "c.db")
-    mem = fill(Memory(name, max_tokens=500, reserve_output=100, system="Be brief.", store=store_url, session="u"),
-               sessions=6)
+    mem = fill(
+        Memory(name, max_tokens=500, reserve_output=100, system="Be brief.", store=store_url, session="u"), sessions=6
+    )
     for q in questions(sessions=6)[:3]:
         mem.context(query=q)
     mem.add("user", "one more question")  # the policy's state is written with the next add
@@ -217,15 +223,23 @@ def test_export_and_reload(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "finite_memory", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    return subprocess.run(
+        [sys.executable, "-m", "finite_memory", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
 
 
 def test_sessions_cli(tmp_path: Path) -> None:
     store_url = url(tmp_path / "c.db")
     mem = Memory(store=store_url, session="user-42")
     mem.add("user", "I moved to Lisbon.")
-    mem.add("assistant", "", tool_calls=[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}])
+    mem.add(
+        "assistant", "", tool_calls=[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    )
     mem.add("tool", "ok", tool_call_id="c1")
     Memory(store=store_url, session="user-7").add("user", "hi")
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CheckpointError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
+from .stores._base import paused_gc
 
 if TYPE_CHECKING:
     from ._memory import Memory
@@ -247,7 +248,8 @@ def restore(
 
     body = document["memory"]
     try:
-        messages = [Message.from_dict(m) for m in body["messages"]]
+        with paused_gc():
+            messages = [_message(m) for m in body["messages"]]
         _check_archive(messages)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
@@ -271,12 +273,30 @@ def restore(
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: bad memory settings: {exc}"[:500]) from None
     try:
-        memory._apply(messages)
+        with paused_gc():
+            memory._apply(messages)
         policy.load_state(spec["state"])
     except Exception as exc:  # noqa: BLE001 - a policy given state from a file: any failure means a bad file
         raise CheckpointError(f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]) from None
     memory._store.append(memory.session, messages)
     return memory
+
+
+def _message(data: Any) -> Message:
+    """``Message.from_dict`` for a dict parsed from JSON, whose ``meta`` is JSON by construction.
+
+    Every field is validated as usual except that ``meta`` is not encoded again to prove
+    it is JSON-serialisable: it was just decoded from JSON (NaN and infinities refused).
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"a message must be a dict, not {type(data).__name__}")
+    meta = data.get("meta", {})
+    if not isinstance(meta, dict):
+        raise TypeError(f"message meta must be a dict, not {type(meta).__name__}")
+    message = Message.from_dict({key: value for key, value in data.items() if key != "meta"})
+    if meta:
+        object.__setattr__(message, "meta", meta)
+    return message
 
 
 def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:

@@ -18,6 +18,7 @@ from ._truncate import fit_messages
 from ._turns import Turn, TurnWindow
 from .policies import Policy, PolicyInput, Selection, Sliding
 from .stores import Store, StoreConflict, open_store
+from .stores._base import paused_gc
 
 #: How many times ``extend`` re-stamps a batch that lost a race with another writer.
 _MAX_CONFLICTS = 1000
@@ -95,7 +96,8 @@ class Memory:
         self._archived = 0  # non-system messages held in turns
         self._store = open_store(store)
         self._saved_state: str | None = None
-        self._apply(self._store.messages(session))
+        with paused_gc():
+            self._apply(self._store.messages(session))
         self._restore_state(self._store.read_state(session))
         self._enforce_retention()
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 from .._errors import StoreError
 from .._message import Message
-from ._base import StoreConflict, checked_cap, trusted_message
+from ._base import StoreConflict, checked_cap, paused_gc, trusted_message
 
 T = TypeVar("T")
 
@@ -239,19 +239,20 @@ class SQLiteStore:
         query = f"SELECT {_COLUMNS} FROM messages WHERE session = ? AND id > ? ORDER BY id"
         rows = self._retry(lambda: conn.execute(query, (session, -1 if after is None else after)).fetchall())
         loads = json.loads
-        return [
-            trusted_message(
-                role,
-                content,
-                name,
-                tuple(loads(calls)) if calls is not None else None,
-                call_id,
-                loads(meta) if meta is not None else {},
-                id_,
-                turn,
-            )
-            for role, content, name, calls, call_id, meta, id_, turn in rows
-        ]
+        with paused_gc():
+            return [
+                trusted_message(
+                    role,
+                    content,
+                    name,
+                    tuple(loads(calls)) if calls is not None else None,
+                    call_id,
+                    loads(meta) if meta is not None else {},
+                    id_,
+                    turn,
+                )
+                for role, content, name, calls, call_id, meta, id_, turn in rows
+            ]
 
     def read_state(self, session: str) -> str | None:
         conn = self._conn()
