@@ -264,3 +264,34 @@ def test_sessions_cli(tmp_path: Path) -> None:
     missing = _cli("sessions", "delete", "--store", store_url, "user-7")
     assert missing.returncode == 2 and "no session 'user-7'" in missing.stderr and "Traceback" not in missing.stderr
     assert _cli("sessions", "list", "--store", store_url).stdout.splitlines() == ["user-42\t3 messages"]
+
+
+def test_policy_state_is_kept_with_the_session_even_after_a_conflict(tmp_path: Path) -> None:
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Noting(Sliding):
+        name = "noting"
+        notes: list = field(default_factory=list, init=False)
+
+        def select(self, view):  # type: ignore[no-untyped-def]
+            self.notes.append(len(view.turns))
+            return super().select(view)
+
+        def state(self) -> dict:
+            return {"notes": list(self.notes)}
+
+        def load_state(self, state: dict) -> None:
+            self.notes = list(state["notes"])
+
+    store_url = url(tmp_path / "c.db")
+    a = Memory(Noting(), store=store_url, session="s")
+    b = Memory(Noting(), store=store_url, session="s")
+    a.add("user", "first")
+    b.context()
+    b.context()
+    a.add("assistant", "a moves the session on")
+    b.add("user", "b is behind: conflict, catch up, write again")  # the state must still be written
+    again = Memory(Noting(), store=store_url, session="s")
+    assert again.policy.notes == b.policy.notes == [0, 0]
+    assert Memory(store=store_url, session="s").policy.name == "sliding"  # another policy ignores that state

@@ -168,11 +168,14 @@ class Memory:
             return []
         for _ in range(_MAX_CONFLICTS):
             stamped = self._stamp(batch)
+            state = self._changed_state()
             try:
-                self._store.append(self.session, stamped, state=self._changed_state())
+                self._store.append(self.session, stamped, state=state)
             except StoreConflict:
                 self._catch_up()
                 continue
+            if state is not None:
+                self._saved_state = state
             self._apply(stamped)
             self._enforce_retention()
             return stamped
@@ -199,10 +202,7 @@ class Memory:
             sort_keys=True,
             separators=(",", ":"),
         )
-        if text == self._saved_state:
-            return None
-        self._saved_state = text
-        return text
+        return None if text == self._saved_state else text
 
     def _restore_state(self, text: str | None) -> None:
         """Load the policy state a store kept for this session, when it is this policy's."""
