@@ -278,3 +278,14 @@ def test_policy_state_comes_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_public_names() -> None:
     assert finite_memory.CheckpointError is CheckpointError
     assert issubclass(CheckpointError, finite_memory.FiniteMemoryError)
+
+
+def test_a_reformatted_file_with_the_same_content_still_loads(tmp_path: Path) -> None:
+    """The checksum covers the canonical form, not the bytes: pretty-printing keeps a file valid."""
+    path = tmp_path / "mem.json"
+    mem = fill(Memory(max_tokens=400))
+    mem.save(path)
+    assert path.read_bytes().startswith(b'{"checksum":"sha256:')
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(json.loads(path.read_text()), indent=2, ensure_ascii=True))
+    assert Memory.load(pretty).messages == mem.messages

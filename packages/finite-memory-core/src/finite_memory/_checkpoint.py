@@ -64,8 +64,12 @@ def checksum(document: dict[str, Any]) -> str:
 # -- saving ------------------------------------------------------------------------------
 
 
-def dump(memory: Memory) -> dict[str, Any]:
-    """The checkpoint document of ``memory`` (checksum included)."""
+def dump(memory: Memory) -> bytes:
+    """The checkpoint file's bytes: ``checksum`` first, then the canonical form it covers.
+
+    Writing the canonical bytes themselves lets :func:`parse` check an untouched file by
+    hashing it as it is, without encoding the document again.
+    """
     policy = memory.policy
     body = {
         "session": memory.session,
@@ -83,18 +87,23 @@ def dump(memory: Memory) -> dict[str, Any]:
     }
     document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "memory": body}
     try:
-        document["checksum"] = checksum(document)
+        encoded = canonical(document)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
             f"cannot save: the memory holds data that is not JSON ({exc}); check the policy options"
         ) from None
-    return document
+    digest = hashlib.sha256(encoded).hexdigest()
+    return _prefix(f"sha256:{digest}") + encoded[1:]
+
+
+def _prefix(stated: str) -> bytes:
+    return b'{"checksum":' + json.dumps(stated).encode() + b","
 
 
 def save(memory: Memory, path: str | os.PathLike[str]) -> None:
     """Write ``memory`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync of the folder."""
     target = Path(path)
-    data = json.dumps(dump(memory), ensure_ascii=False, separators=(",", ":")).encode()
+    data = dump(memory)
     folder = target.parent
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
@@ -163,7 +172,8 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
     try:
         document = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        problem = "truncated" if exc.pos >= len(text.rstrip()) else "not JSON"
+        cut_short = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        problem = "truncated" if cut_short else "not JSON"
         raise CheckpointError(f"{where}: {problem} ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise CheckpointError(f"{where}: nested too deeply to be a checkpoint") from None
@@ -188,8 +198,13 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
     stated = document.get("checksum")
     if not isinstance(stated, str):
         raise CheckpointError(f"{where}: missing field 'checksum'")
+    prefix = _prefix(stated)
+    if data.startswith(prefix) and "sha256:" + hashlib.sha256(b"{" + data[len(prefix) :]).hexdigest() == stated:
+        actual = stated  # the file is byte for byte what save() wrote
+    else:
+        actual = None
     try:
-        actual = checksum(document)
+        actual = actual or checksum(document)
     except RecursionError:
         raise CheckpointError(f"{where}: nested too deeply to be a checkpoint") from None
     except ValueError as exc:  # 1e999 parses as inf, which no checkpoint holds
