@@ -229,7 +229,9 @@ class Memory:
             elif prefix:
                 prefix.clear()
             elif newest_msgs:
-                cut = fit_messages(newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter)
+                cut = fit_messages(
+                    newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter
+                )
                 truncated += 1
                 newest_msgs = cut or []
             elif pinned:
@@ -248,7 +250,9 @@ class Memory:
         included = [m.id for m in messages if m.id is not None]
         return Context(messages=messages, tokens=tokens, included=included, stats=stats, budget=self.budget)
 
-    def _fit_fixed(self, pinned: list[Message], newest: Turn | None, room: int) -> tuple[list[Message], list[Message], int]:
+    def _fit_fixed(
+        self, pinned: list[Message], newest: Turn | None, room: int
+    ) -> tuple[list[Message], list[Message], int]:
         """Pinned system messages and the newest turn, cut to fit ``room`` together."""
         counter = self._counter
         newest_msgs = list(newest.messages) if newest else []
