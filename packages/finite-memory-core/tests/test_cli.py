@@ -37,3 +37,11 @@ def test_errors_are_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert err.startswith("finite-memory demo: error: unknown policy 'no-such-policy'")
     assert "Traceback" not in err
+
+
+def test_plugins_and_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    assert "sliding" in capsys.readouterr().out
+    assert main(["demo", "--sessions", "2", "--every", "2", "--budget", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "budget=128" in out and "questions have all their evidence" in out

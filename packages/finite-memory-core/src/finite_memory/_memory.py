@@ -263,8 +263,12 @@ class Memory:
         truncated = 0
         pinned_room = min(pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room))
         if pinned_cost > pinned_room:
-            pinned = fit_messages(pinned, pinned_room, counter) or []
-            truncated += len(pinned) if pinned else 0
+            fitted = fit_messages(pinned, pinned_room, counter)
+            while fitted is None and len(pinned) > 1:  # too many to cut: drop the oldest added ones first
+                pinned = pinned[:1] + pinned[2:]
+                fitted = fit_messages(pinned, pinned_room, counter)
+            pinned = fitted or []
+            truncated += len(pinned)
         newest_room = room - sum(counter.message(m) for m in pinned)
         if newest_cost > newest_room:
             fitted = fit_messages(newest_msgs, newest_room, counter)
