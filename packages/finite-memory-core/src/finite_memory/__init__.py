@@ -42,7 +42,30 @@ _EXPORTS: dict[str, str] = {
     "PolicyTimeout": "._errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ApproxTokenizer",
+    "Backend",
+    "BackendError",
+    "BackendNotInstalled",
+    "Chat",
+    "CheckpointError",
+    "Completion",
+    "Context",
+    "FiniteMemoryError",
+    "Memory",
+    "Message",
+    "PolicyTimeout",
+    "Reply",
+    "StoreError",
+    "SyncBackend",
+    "Tokenizer",
+    "Turn",
+    "TurnStats",
+    "UnknownPluginError",
+    "load_backend",
+    "load_policy",
+    "plugins",
+]
 
 if TYPE_CHECKING:
     from ._backend import Backend, Completion, SyncBackend

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -70,9 +69,13 @@ class SyncBackend:
         raise NotImplementedError
 
     async def acomplete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        import asyncio
+
         return await asyncio.to_thread(self.complete, messages, **options)
 
     async def astream(self, messages: Sequence[Message], **options: Any) -> AsyncIterator[str | Completion]:
+        import asyncio
+
         iterator = self.stream(messages, **options)
         done = object()
         try:

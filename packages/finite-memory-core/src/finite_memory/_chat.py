@@ -92,7 +92,9 @@ class Chat:
         if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:
             calibrate(context.messages, prompt_tokens)
         stats = {**context.stats.as_dict(), "context_tokens": context.tokens, **completion.stats}
-        self.last_reply = Reply(text=completion.text, usage=dict(completion.usage), stats=stats, tool_calls=completion.tool_calls)
+        self.last_reply = Reply(
+            text=completion.text, usage=dict(completion.usage), stats=stats, tool_calls=completion.tool_calls
+        )
         return self.last_reply
 
     def send(self, text: str, **options: Any) -> Reply:

@@ -15,7 +15,7 @@ class TokenCounter:
     otherwise a message costs ``count_messages([m]) - count_messages([])``.
     """
 
-    __slots__ = ("tokenizer", "_base", "_base_key")
+    __slots__ = ("_base", "_base_key", "tokenizer")
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         if not isinstance(tokenizer, Tokenizer):

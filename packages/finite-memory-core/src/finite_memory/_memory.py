@@ -321,7 +321,9 @@ class Memory:
             elif prefix:
                 prefix.clear()
             elif newest_msgs:
-                cut = fit_messages(newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter)
+                cut = fit_messages(
+                    newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter
+                )
                 truncated += 1
                 newest_msgs = cut or []
             elif pinned:
@@ -340,7 +342,9 @@ class Memory:
         included = [m.id for m in messages if m.id is not None]
         return Context(messages=messages, tokens=tokens, included=included, stats=stats, budget=self.budget)
 
-    def _fit_fixed(self, pinned: list[Message], newest: Turn | None, room: int) -> tuple[list[Message], list[Message], int]:
+    def _fit_fixed(
+        self, pinned: list[Message], newest: Turn | None, room: int
+    ) -> tuple[list[Message], list[Message], int]:
         """Pinned system messages and the newest turn, cut to fit ``room`` together."""
         counter = self._counter
         newest_msgs = list(newest.messages) if newest else []
@@ -351,8 +355,12 @@ class Memory:
         truncated = 0
         pinned_room = min(pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room))
         if pinned_cost > pinned_room:
-            pinned = fit_messages(pinned, pinned_room, counter) or []
-            truncated += len(pinned) if pinned else 0
+            fitted = fit_messages(pinned, pinned_room, counter)
+            while fitted is None and len(pinned) > 1:  # too many to cut: drop the oldest added ones first
+                pinned = pinned[:1] + pinned[2:]
+                fitted = fit_messages(pinned, pinned_room, counter)
+            pinned = fitted or []
+            truncated += len(pinned)
         newest_room = room - sum(counter.message(m) for m in pinned)
         if newest_cost > newest_room:
             fitted = fit_messages(newest_msgs, newest_room, counter)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib.metadata import EntryPoint, entry_points
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BackendNotInstalled, UnknownPluginError
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from ._backend import Backend
     from .policies import Policy
 
@@ -21,6 +22,8 @@ GROUPS: dict[str, str] = {
     "scorers": "finite_memory.scorers",
 }
 
+_SINGULAR = {kind: kind.removesuffix("s").replace("policie", "policy") for kind in GROUPS}
+
 #: Backend schemes that ship in a distribution of this project, and how to get them.
 KNOWN_BACKENDS: dict[str, str] = {
     "openai": "pip install 'finite-memory-core[api]'",
@@ -29,30 +32,32 @@ KNOWN_BACKENDS: dict[str, str] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def plugins(kind: str) -> dict[str, EntryPoint]:
     """The installed plugins of one kind (``"backends"``, ``"policies"``, ...), by name."""
     if kind not in GROUPS:
         raise ValueError(f"unknown plugin kind {kind!r}; kinds: {', '.join(GROUPS)}")
+    from importlib.metadata import entry_points  # costs ~10 ms: only when a plugin is looked up
+
     return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}
 
 
 def load_plugin(kind: str, name: str) -> Any:
     """The object a plugin's entry point names (a class or a factory)."""
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a {kind[:-1]} name must be a non-empty string, got {name!r}")
+        raise TypeError(f"a {_SINGULAR[kind]} name must be a non-empty string, got {name!r}")
     installed = plugins(kind)
     if name not in installed:
         if kind == "backends" and name in KNOWN_BACKENDS:
             raise BackendNotInstalled(f"backend {name!r} is not installed; install it with: {KNOWN_BACKENDS[name]}")
         listed = ", ".join(sorted(installed)) or "none"
-        raise UnknownPluginError(f"unknown {kind[:-1]} {name!r}; installed {kind}: {listed}")
+        raise UnknownPluginError(f"unknown {_SINGULAR[kind]} {name!r}; installed {kind}: {listed}")
     try:
         return installed[name].load()
     except ImportError as exc:
         hint = KNOWN_BACKENDS.get(name) if kind == "backends" else None
         how = f"; install it with: {hint}" if hint else ""
-        raise BackendNotInstalled(f"{kind[:-1]} {name!r} cannot be imported ({exc}){how}") from exc
+        raise BackendNotInstalled(f"{_SINGULAR[kind]} {name!r} cannot be imported ({exc}){how}") from exc
 
 
 def load_backend(spec: str, **options: Any) -> Backend:

@@ -45,16 +45,22 @@ def fit_messages(messages: list[Message], budget: int, counter: TokenCounter) ->
     if sum(costs) <= budget:
         return messages
     overheads = [counter.message(m.with_content("")) for m in messages]
-    contents = [max(0, c - o) for c, o in zip(costs, overheads)]
+    contents = [max(0, c - o) for c, o in zip(costs, overheads, strict=True)]
     room = budget - sum(overheads)
     cap = _water_level(contents, room)
     minimum = counter.text(MARKER.format(n=10**6))
     if cap is None or cap < minimum:
         return None
-    fitted = [m if size <= cap else m.with_content(truncate_text(m.content, cap, counter)) for m, size in zip(messages, contents)]
+    fitted = [
+        m if size <= cap else m.with_content(truncate_text(m.content, cap, counter))
+        for m, size in zip(messages, contents, strict=True)
+    ]
     while sum(counter.message(m) for m in fitted) > budget and cap > minimum:
         cap -= max(1, cap // 8)  # a tokenizer that is not additive: tighten until it fits
-        fitted = [m if size <= cap else m.with_content(truncate_text(m.content, cap, counter)) for m, size in zip(messages, contents)]
+        fitted = [
+            m if size <= cap else m.with_content(truncate_text(m.content, cap, counter))
+            for m, size in zip(messages, contents, strict=True)
+        ]
     return fitted if sum(counter.message(m) for m in fitted) <= budget else None
 
 

@@ -19,7 +19,7 @@ class Turn:
     messages are pinned by the memory and belong to no turn.
     """
 
-    __slots__ = ("number", "messages", "_costs", "_key", "_tokens")
+    __slots__ = ("_costs", "_key", "_tokens", "messages", "number")
 
     def __init__(self, number: int, messages: list[Message] | None = None) -> None:
         self.number = number
@@ -62,7 +62,7 @@ class Turn:
 class TurnWindow(Sequence[Turn]):
     """A read-only view of the first ``stop`` turns of a list, without copying it."""
 
-    __slots__ = ("_turns", "_stop")
+    __slots__ = ("_stop", "_turns")
 
     def __init__(self, turns: list[Turn], stop: int) -> None:
         self._turns = turns

@@ -56,7 +56,13 @@ class CompleteFiniteMemoryLLM:
     def chat(self, message: str, max_new_tokens: int = 50) -> dict[str, Any]:
         """One turn; returns ``response``, ``tokens_used``, ``context_length``, ``stats``, ``memory_policy``."""
         if not message or not message.strip():
-            return {"response": "", "tokens_used": 0, "context_length": 0, "stats": {}, "memory_policy": self.memory_policy}
+            return {
+                "response": "",
+                "tokens_used": 0,
+                "context_length": 0,
+                "stats": {},
+                "memory_policy": self.memory_policy,
+            }
         reply = self._chat.send(message, max_new_tokens=max_new_tokens)
         return {
             "response": reply.text,

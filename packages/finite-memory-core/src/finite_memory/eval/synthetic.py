@@ -46,14 +46,26 @@ def _facts(rng: random.Random, speaker: str, other: str) -> list[dict[str, Any]]
     friend, job = rng.choice([n for n in _NAMES if n not in (speaker, other)]), rng.choice(_JOBS)
     hobby, trip = rng.choice(_HOBBIES), rng.choice([c for c in _CITIES if c != city])
     facts = [
-        ([f"Big news: I adopted a {pet} and named it {pet_name}."],
-         f"What is the name of {speaker}'s {pet}?", pet_name, 4),
-        ([f"My {relative} just told me they are moving to {city} for good."],
-         f"Where is {speaker}'s {relative} moving?", city, 4),
+        (
+            [f"Big news: I adopted a {pet} and named it {pet_name}."],
+            f"What is the name of {speaker}'s {pet}?",
+            pet_name,
+            4,
+        ),
+        (
+            [f"My {relative} just told me they are moving to {city} for good."],
+            f"Where is {speaker}'s {relative} moving?",
+            city,
+            4,
+        ),
         ([f"I finally started {hobby} classes, twice a week."], f"What classes did {speaker} start?", hobby, 4),
         ([f"I just got back from a trip to {trip}."], f"When did {speaker} travel to {trip}?", None, 2),
-        ([f"My oldest friend is {friend}, we met at school.", f"{friend} now works as a {job}, can you believe it?"],
-         f"What is the job of {speaker}'s oldest friend?", job, 1),
+        (
+            [f"My oldest friend is {friend}, we met at school.", f"{friend} now works as a {job}, can you believe it?"],
+            f"What is the job of {speaker}'s oldest friend?",
+            job,
+            1,
+        ),
     ]
     return [
         {"speaker": speaker, "lines": lines, "question": question, "answer": answer, "category": category}
@@ -100,13 +112,23 @@ def generate_conversation(
                 evidence.append(dia_id)
                 if not active["lines"]:
                     answer = active["answer"] or date.strftime("%-d %B %Y")
-                    qa.append({"question": active["question"], "answer": answer, "evidence": evidence,
-                               "category": active["category"]})
+                    qa.append(
+                        {
+                            "question": active["question"],
+                            "answer": answer,
+                            "evidence": evidence,
+                            "category": active["category"],
+                        }
+                    )
                     active = None
             elif rng.random() < 0.15:
                 text = rng.choice(_DISTRACTORS).format(
-                    pet=rng.choice(_PETS), city=rng.choice(_CITIES), relative=rng.choice(_RELATIVES),
-                    job=rng.choice(_JOBS), hobby=rng.choice(_HOBBIES))
+                    pet=rng.choice(_PETS),
+                    city=rng.choice(_CITIES),
+                    relative=rng.choice(_RELATIVES),
+                    job=rng.choice(_JOBS),
+                    hobby=rng.choice(_HOBBIES),
+                )
             else:
                 text = rng.choice(_FILLER).format(topic=rng.choice(_TOPICS))
             turns.append({"speaker": speaker, "dia_id": dia_id, "text": text})
@@ -117,4 +139,7 @@ def generate_conversation(
 
 def generate_dataset(conversations: int = 5, seed: int = 0, **options: Any) -> list[dict[str, Any]]:
     """Several conversations, seeded from ``seed`` (see :func:`generate_conversation`)."""
-    return [generate_conversation(seed * 1000 + i, sample_id=f"synthetic-{seed}-{i}", **options) for i in range(conversations)]
+    return [
+        generate_conversation(seed * 1000 + i, sample_id=f"synthetic-{seed}-{i}", **options)
+        for i in range(conversations)
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
 from .._counting import TokenCounter
@@ -75,7 +75,10 @@ class Policy:
 
     def options(self) -> dict[str, Any]:
         """The policy's options, as given to its constructor."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init} if _is_dataclass(self) else {}
+        instance: Any = self
+        if not is_dataclass(instance):
+            return {}
+        return {f.name: getattr(self, f.name) for f in fields(instance) if f.init}
 
     def state(self) -> dict[str, Any]:
         """JSON-ready state that cannot be rebuilt from the archive (a summary, say)."""
@@ -83,7 +86,3 @@ class Policy:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
-
-
-def _is_dataclass(obj: object) -> bool:
-    return hasattr(type(obj), "__dataclass_fields__")

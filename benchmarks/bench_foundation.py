@@ -1,0 +1,105 @@
+"""Foundation figures: per-turn cost flat in history length, vs a naive recount, and import time.
+
+Run with ``python benchmarks/bench_foundation.py`` (or ``nox -s bench``). Every ratio is
+measured side by side in one run; rounds alternate between the cases so machine noise
+hits them alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+from finite_memory import ApproxTokenizer, Memory, Message
+
+BUDGET = 1000
+SMALL, LARGE = 1_000, 50_000
+TURNS_PER_ROUND = 50
+ROUNDS = 6
+
+
+def filled_memory(messages: int) -> Memory:
+    memory = Memory("sliding", max_tokens=BUDGET, reserve_output=0)
+    batch = []
+    for i in range(messages // 2):
+        batch.append(Message("user", f"message {i}: what do you think about item {i % 97} and the weather?"))
+        batch.append(Message("assistant", f"reply {i}: item {i % 89} is fine, the weather is mild today."))
+    memory.extend(batch)
+    return memory
+
+
+def time_turns(memory: Memory, turns: int) -> float:
+    """Median seconds of one turn: add the user message, add the reply, build a context."""
+    times = []
+    for i in range(turns):
+        start = time.perf_counter()
+        memory.add("user", f"new question {i} about item {i % 13}?")
+        memory.add("assistant", f"new answer {i}, item {i % 11} is fine.")
+        memory.context(query=f"item {i % 13}")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_naive_turns(history: list[Message], turns: int) -> float:
+    """The reference approach (and LangChain's trim_messages): recount the whole history each turn."""
+    tokenizer = ApproxTokenizer()
+    times = []
+    for i in range(turns):
+        start = time.perf_counter()
+        history.append(Message("user", f"new question {i} about item {i % 13}?"))
+        history.append(Message("assistant", f"new answer {i}, item {i % 11} is fine."))
+        counts = [tokenizer.count_message(m) for m in history]
+        kept, room = [], BUDGET - tokenizer.per_prompt
+        for message, count in zip(reversed(history), reversed(counts), strict=True):
+            if count > room:
+                break
+            kept.append(message)
+            room -= count
+        kept.reverse()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def import_ms(statement: str, repeats: int = 15) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True)
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def main() -> None:
+    print(f"== per-turn cost, sliding policy, {BUDGET}-token budget ==")
+    small, large = filled_memory(SMALL), filled_memory(LARGE)
+    naive_history = list(large.messages)
+    small_t, large_t, naive_t = [], [], []
+    for _ in range(ROUNDS):
+        small_t.append(time_turns(small, TURNS_PER_ROUND))
+        large_t.append(time_turns(large, TURNS_PER_ROUND))
+        naive_t.append(time_naive_turns(naive_history, 3))
+    s, lg, nv = statistics.median(small_t), statistics.median(large_t), statistics.median(naive_t)
+    print(f"add+add+context per turn at {SMALL:>6,} messages: {s * 1e6:8.1f} us")
+    print(f"add+add+context per turn at {LARGE:>6,} messages: {lg * 1e6:8.1f} us")
+    print(f"flatness ratio (50k / 1k): {lg / s:.2f}x   (target <= 1.5x)  {'OK' if lg / s <= 1.5 else 'MISSED'}")
+    print(f"naive recount per turn at {LARGE:,} messages: {nv * 1e3:8.2f} ms  (LangChain trim_messages: 53 ms here)")
+    print(
+        f"speed-up over naive at {LARGE:,}: {nv / lg:,.0f}x   (target >= 100x)  {'OK' if nv / lg >= 100 else 'MISSED'}"
+    )
+
+    print("\n== import cost (best of 15) ==")
+    bare = import_ms("pass")
+    core = import_ms("import finite_memory")
+    full = import_ms("from finite_memory import Memory, Chat; Memory().context()")
+    print(f"bare interpreter:                 {bare:6.1f} ms")
+    print(
+        f"import finite_memory:             {core:6.1f} ms  (+{core - bare:.1f} ms; target <= 15 ms)  "
+        f"{'OK' if core - bare <= 15 else 'MISSED'}"
+    )
+    print(f"import Memory, Chat + 1 context:  {full:6.1f} ms  (+{full - bare:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from finite_memory import ApproxTokenizer, Message, Tokenizer
+
+
+def test_counts_grow_with_text_and_overhead() -> None:
+    tok = ApproxTokenizer()
+    assert isinstance(tok, Tokenizer)
+    assert tok.count("") == 0
+    assert tok.count("abcd" * 100) == 100
+    assert tok.count("東京" * 10) > tok.count("ab" * 10)  # multi-byte text costs more per character
+    messages = [Message("user", "hello world"), Message("assistant", "hi")]
+    assert tok.count_messages(messages) == tok.per_prompt + sum(tok.count_message(m) for m in messages)
+    assert tok.count_messages([]) == tok.per_prompt
+
+
+def test_tool_calls_and_names_are_counted() -> None:
+    tok = ApproxTokenizer()
+    plain = Message("assistant", "")
+    call = Message("assistant", "", tool_calls=[{"id": "c1", "function": {"name": "lookup", "arguments": "{}"}}])
+    assert tok.count_message(call) > tok.count_message(plain)
+    assert tok.count_message(Message("user", "x", name="alice")) > tok.count_message(Message("user", "x"))
+
+
+def test_calibration_converges_to_a_real_tokenizer_and_bumps_revision() -> None:
+    tok = ApproxTokenizer()
+    messages = [Message("user", "word " * 200), Message("assistant", "reply " * 100)]
+    # a "real" tokenizer that counts one token per word plus the same fixed overheads
+    real = 300 + tok.per_prompt + tok.per_message * 2
+    before = tok.revision
+    tok.calibrate(messages, real)
+    assert tok.revision == before + 1
+    assert abs(tok.count_messages(messages) - real) <= 0.02 * real
+    revision = tok.revision
+    tok.calibrate(messages, real)  # the same observation again: no change, no revision
+    assert tok.revision == revision
+
+
+def test_calibration_rejects_bad_usage_and_state_round_trips() -> None:
+    tok = ApproxTokenizer()
+    with pytest.raises(ValueError, match="positive int"):
+        tok.calibrate([Message("user", "x")], 0)
+    tok.calibrate([Message("user", "abc " * 50)], 150)
+    other = ApproxTokenizer()
+    other.load_state(tok.state())
+    assert other.scale == tok.scale
+    assert "scale" in repr(other)
+    with pytest.raises(ValueError):
+        ApproxTokenizer(scale=0)
+    with pytest.raises(ValueError):
+        ApproxTokenizer(per_message=-1)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from finite_memory import Memory
+from finite_memory._counting import TokenCounter
+from finite_memory._truncate import fit_messages, truncate_text
+from finite_memory.stores import InMemoryStore, open_store
+
+
+def test_turn_window_is_a_read_only_prefix_view() -> None:
+    memory = Memory()
+    for i in range(5):
+        memory.add("user", f"q{i}")
+        memory.add("assistant", f"a{i}")
+    turns = memory.turns
+    assert len(turns) == 5
+    assert turns[-1].number == 4 and turns[0].number == 0
+    assert [t.number for t in turns[1:3]] == [1, 2]
+    assert [t.number for t in reversed(turns)] == [4, 3, 2, 1, 0]
+    with pytest.raises(IndexError):
+        turns[5]
+    assert turns[2].text == "q2\na2"
+    assert turns[2].ids == [4, 5]
+    assert repr(turns[2]) == "Turn(number=2, messages=2)"
+
+
+def test_a_memory_reopened_on_a_store_restores_its_archive() -> None:
+    store = InMemoryStore()
+    first = Memory(store=store, session="alice")
+    first.add("user", "I moved to Lisbon in May.")
+    first.add("assistant", "Nice.")
+    Memory(store=store, session="bob").add("user", "hello")
+    again = Memory("sliding", max_tokens=64, reserve_output=0, store=store, session="alice")
+    assert [m.content for m in again.messages] == ["I moved to Lisbon in May.", "Nice."]
+    assert again.add("user", "next").id == 2
+    assert store.sessions() == ["alice", "bob"]
+    store.delete("bob")
+    assert store.sessions() == ["alice"]
+    assert "sessions=1" in repr(store)
+    assert open_store(store) is store
+    assert isinstance(open_store("memory://"), InMemoryStore)
+
+
+def test_truncation_helpers_respect_their_bounds() -> None:
+    counter = TokenCounter(Memory().tokenizer)
+    text = "alpha " * 400
+    cut = truncate_text(text, 50, counter)
+    assert counter.text(cut) <= 50 and "tokens cut by finite-memory" in cut
+    assert truncate_text("short", 50, counter) == "short"
+    assert truncate_text(text, 3, counter) == ""  # not even the marker fits
+    memory = Memory()
+    memory.add("user", "x " * 300)
+    memory.add("assistant", "y " * 300)
+    messages = memory.messages
+    assert fit_messages(messages, 10_000, counter) is messages
+    fitted = fit_messages(messages, 120, counter)
+    assert fitted is not None and sum(counter.message(m) for m in fitted) <= 120
+    assert fit_messages(messages, 5, counter) is None
