@@ -6,9 +6,10 @@ import json
 import os
 from pathlib import Path
 
-import finite_memory
 import pytest
 from _durable_helpers import fill, questions, same_context
+
+import finite_memory
 from finite_memory import ApproxTokenizer, CheckpointError, Memory, Message
 from finite_memory import _checkpoint as checkpoint
 from finite_memory._registry import plugins

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from _durable_helpers import fill
-from finite_memory import CheckpointError, Memory
-from finite_memory import _checkpoint as checkpoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from finite_memory import CheckpointError, Memory
+from finite_memory import _checkpoint as checkpoint
 
 FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from finite_memory import Memory
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX kill -9")
@@ -181,7 +182,8 @@ def test_8_processes_x_4_threads_lose_and_duplicate_nothing(tmp_path: Path) -> N
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
     print(
-        f"\n8 processes x 4 threads, {STRESS_SECONDS:g} s: {total} adds committed, {total / STRESS_SECONDS:.0f} adds/s, "
+        f"\n8 processes x 4 threads, {STRESS_SECONDS:g} s: {total} adds committed, "
+        f"{total / STRESS_SECONDS:.0f} adds/s, "
         f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99:.1f} ms, 0 errors"
     )
     assert total > 8 * 4 * 2

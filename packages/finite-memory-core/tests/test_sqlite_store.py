@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _durable_helpers import fill, questions, same_context
+
 from finite_memory import Memory, StoreError
 from finite_memory._registry import plugins
 from finite_memory.policies import Sliding
@@ -139,7 +140,7 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
             for i in range(40):
                 mem.add("user", f"t{n}-{i}")
                 own.add("user", f"t{n}-{i}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]

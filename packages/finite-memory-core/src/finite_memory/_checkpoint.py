@@ -17,6 +17,7 @@ file is ever executed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -113,10 +114,8 @@ def save(memory: Memory, path: str | os.PathLike[str]) -> None:
             os.fsync(file.fileno())
         os.replace(temp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_folder(folder)
 
@@ -218,7 +217,7 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
             raise CheckpointError(f"{where}: cannot migrate from version {step}: {exc!r}") from None
         document["version"] = step + 1
     _check_body(document, where)
-    return document
+    return document  # type: ignore[no-any-return]
 
 
 def _no_constant(name: str) -> Any:
@@ -271,7 +270,7 @@ def restore(
     spec = body["policy"]
     try:
         policy = load_policy(spec["name"], **spec["options"])
-    except Exception as exc:  # noqa: BLE001 - options come from a file: any failure means a bad file
+    except Exception as exc:
         raise CheckpointError(f"{where}: cannot rebuild policy {spec['name']!r}: {exc}"[:500]) from None
     if tokenizer is None:
         tokenizer = _restore_tokenizer(body["tokenizer"], where)
@@ -291,7 +290,7 @@ def restore(
         with paused_gc():
             memory._apply(messages)
         policy.load_state(spec["state"])
-    except Exception as exc:  # noqa: BLE001 - a policy given state from a file: any failure means a bad file
+    except Exception as exc:
         raise CheckpointError(f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]) from None
     memory._store.append(memory.session, messages)
     return memory

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=help)
+        p: argparse.ArgumentParser = actions.add_parser(name, help=help)
         p.add_argument("--store", required=True, help="store URL, e.g. sqlite:///chats.db")
         return p
 

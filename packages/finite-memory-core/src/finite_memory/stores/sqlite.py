@@ -98,7 +98,8 @@ class SQLiteStore:
         unknown = set(options) - {"max_messages", "synchronous", "timeout"}
         if unknown:
             raise ValueError(
-                f"unknown SQLite store options: {', '.join(sorted(unknown))}; allowed: max_messages, synchronous, timeout"
+                f"unknown SQLite store options: {', '.join(sorted(unknown))}; "
+                "allowed: max_messages, synchronous, timeout"
             )
         self.url = url
         self.path = Path(path)
@@ -217,7 +218,8 @@ class SQLiteStore:
             now = time.time()
             if found is None:
                 conn.execute(
-                    "INSERT INTO sessions (name, next_id, archived, state, created, updated) VALUES (?, 0, 0, NULL, ?, ?)",
+                    "INSERT INTO sessions (name, next_id, archived, state, created, updated) "
+                    "VALUES (?, 0, 0, NULL, ?, ?)",
                     (session, now, now),
                 )
             conn.executemany(
@@ -226,7 +228,7 @@ class SQLiteStore:
             )
             archived += kept
             if self.max_messages is not None and archived > self.max_messages:
-                archived -= _trim(conn, session, archived - self.max_messages, newest_turn)  # type: ignore[arg-type]
+                archived -= _trim(conn, session, archived - self.max_messages, newest_turn)
             conn.execute(
                 "UPDATE sessions SET next_id = ?, archived = ?, updated = ?, state = COALESCE(?, state) WHERE name = ?",
                 (last + 1, archived, now, state, session),  # type: ignore[operator]
