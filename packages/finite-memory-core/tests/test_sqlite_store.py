@@ -296,3 +296,17 @@ def test_policy_state_is_kept_with_the_session_even_after_a_conflict(tmp_path: P
     again = Memory(Noting(), store=store_url, session="s")
     assert again.policy.notes == b.policy.notes == [0, 0]
     assert Memory(store=store_url, session="s").policy.name == "sliding"  # another policy ignores that state
+
+
+def test_a_writer_left_behind_by_retention_rebuilds_its_view(tmp_path: Path) -> None:
+    store_url = url(tmp_path / "c.db", "max_messages=6")
+    a = Memory(store=store_url, session="s")
+    b = Memory(store=store_url, session="s")
+    a.add("user", "a0")
+    for i in range(10):  # b writes enough turns that the store drops some a has never seen
+        b.add("user", f"b{i}")
+        b.add("assistant", f"ok {i}")
+    a.add("user", "a1")  # conflict; what a missed starts after a gap: it rebuilds from the store
+    stored = Memory(store=store_url, session="s").messages
+    assert a.messages == stored
+    assert [m.content for m in stored][-1] == "a1" and len(stored) <= 6

@@ -182,13 +182,23 @@ class Memory:
         raise StoreError(f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers")
 
     def _catch_up(self) -> None:
-        """Apply what other writers appended to this session since our last message."""
-        last = self._messages[-1].id if self._messages else None
+        """Apply what other writers appended to this session since our last message.
+
+        When the store's retention already dropped some of those messages, the view is
+        rebuilt from the store's rows, so the memory and the store keep the same turns.
+        """
+        last = self._messages[-1].id if self._messages else -1
         missed = self._store.messages(self.session, after=last)
         if not missed:
-            raise StoreError(
-                f"session {self.session!r} changed under this memory (deleted or trimmed by another process); reopen it"
-            )
+            raise StoreError(f"session {self.session!r} changed under this memory (deleted?); reopen it")
+        if missed[0].id != last + 1:  # type: ignore[operator]
+            if self._turns:
+                self._policy.on_remove(list(self._turns))
+            self._messages.clear()
+            self._turns.clear()
+            self._pinned.clear()
+            self._archived = 0
+            missed = self._store.messages(self.session)
         self._apply(missed)
         self._enforce_retention()
 
