@@ -278,9 +278,9 @@ def bench_reopen(folder: Path, n: int) -> None:
 
     print(f"\nReopening a {n:,}-message SQLite session (best of 3)")
     row("open (read + replay)", f"{open_s:.3f} s")
-    row("  of which rows -> Message (trusted path)", f"{read_s:.3f} s")
+    row("  store.messages() alone (trusted rows)", f"{read_s:.3f} s")
     row("  plain sqlite3 fetchall of the same rows", f"{raw_s:.3f} s")
-    row("  validated Message.from_dict instead (extra)", f"{validated_s:.3f} s")
+    row("  validating Message.from_dict of the same", f"{validated_s:.3f} s")
     row(f"first context ({kept} messages)", f"{ctx_s * 1000:.1f} ms")
     verdict = "met" if total_s < REOPEN_TARGET_S else "MISSED"
     row("reopen + first context", f"{total_s:.3f} s", f"target < {REOPEN_TARGET_S:.0f} s", verdict)
