@@ -23,3 +23,13 @@ def test_backend_spec_string_works() -> None:
     llm = CompleteFiniteMemoryLLM("echo:x", max_tokens=128)
     assert llm.chat("ping")["response"] == "echo: ping"
     assert llm.backend.name == "echo:x"
+
+
+def test_checkpoints_round_trip_through_the_adapter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    llm = CompleteFiniteMemoryLLM(EchoBackend(), max_tokens=256)
+    llm.chat("remember the number 42")
+    path = llm.save_checkpoint(tmp_path / "chat.json")
+    other = CompleteFiniteMemoryLLM(EchoBackend(), max_tokens=256)
+    config = other.load_checkpoint(path)
+    assert config == {"max_tokens": 256, "memory_policy": "sliding"}
+    assert other.conversation_history == llm.conversation_history
