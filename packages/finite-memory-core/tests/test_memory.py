@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from conftest import tool_call
+from _core_helpers import tool_call
 
 from finite_memory import ApproxTokenizer, Memory, Message, UnknownPluginError
 from finite_memory.policies import Policy, PolicyInput, Selection, Sliding
