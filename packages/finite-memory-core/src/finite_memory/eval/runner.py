@@ -1,0 +1,163 @@
+"""Replay conversations into a ``Memory`` and measure evidence recall and latency.
+
+The protocol: every line of a conversation is archived in order (speaker A as
+``user``, speaker B as ``assistant``, ``"<speaker>: <text>"``, the session date in
+``meta["date_time"]``); then each question of categories 1 to 4 builds
+``context(query=question)`` with a context budget of ``budget`` tokens
+(``max_tokens=budget, reserve_output=0``), and its recall is the share of its
+evidence lines whose message is in ``ctx.included``. Evidence ids that name no line
+of the conversation are left out; a question left with none is skipped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .locomo import dialogue
+
+#: LoCoMo's question categories with an answer in the conversation.
+CATEGORIES: dict[int, str] = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+
+
+@dataclass
+class RunResult:
+    """Recall and latency of one policy at one budget over a dataset.
+
+    ``by_category`` maps a category number to its mean recall; ``by_conversation``
+    maps a sample id to its mean recall; ``overall`` is the mean over all questions.
+    """
+
+    policy: str
+    budget: int
+    overall: float
+    by_category: dict[int, float]
+    by_conversation: dict[str, float]
+    questions: int
+    add_ms: float
+    context_ms: float
+    counts: dict[int, int] = field(default_factory=dict)
+
+    def spread(self) -> tuple[float, float, float]:
+        """Min, median and max of the per-conversation recall."""
+        values = list(self.by_conversation.values()) or [0.0]
+        return min(values), statistics.median(values), max(values)
+
+    def as_dict(self) -> dict[str, Any]:
+        low, mid, high = self.spread()
+        return {
+            "policy": self.policy,
+            "budget": self.budget,
+            "overall": self.overall,
+            "by_category": {CATEGORIES[c]: r for c, r in sorted(self.by_category.items())},
+            "questions_by_category": {CATEGORIES[c]: n for c, n in sorted(self.counts.items())},
+            "by_conversation": self.by_conversation,
+            "conversation_min": low,
+            "conversation_median": mid,
+            "conversation_max": high,
+            "questions": self.questions,
+            "add_ms": self.add_ms,
+            "context_ms": self.context_ms,
+        }
+
+
+def evidence_ids(qa: dict[str, Any]) -> list[str]:
+    """A question's evidence line ids (LoCoMo sometimes joins two with ``;``)."""
+    out = []
+    for item in qa.get("evidence") or ():
+        out.extend(part for part in str(item).replace(";", " ").split() if part)
+    return out
+
+
+def evaluate(
+    samples: Sequence[dict[str, Any]],
+    policy: str,
+    budget: int,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    **policy_options: Any,
+) -> RunResult:
+    """Replay ``samples`` (LoCoMo conversations) into one memory each and score recall.
+
+    ``progress(done, total, label)`` is called after each question.
+    """
+    from .._memory import Memory
+
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 32:
+        raise ValueError(f"budget must be an int >= 32, got {budget!r}")
+    total = sum(len(_questions(sample)) for sample in samples)
+    done = 0
+    recalls: list[tuple[str, int, float]] = []
+    add_time = context_time = 0.0
+    adds = contexts = 0
+    for sample in samples:
+        sample_id = str(sample.get("sample_id", f"#{len(recalls)}"))
+        memory = Memory(policy, max_tokens=budget, reserve_output=0, **policy_options)
+        where: dict[str, int] = {}
+        for line in dialogue(sample):
+            meta = {"dia_id": line.dia_id}
+            if line.date_time:
+                meta["date_time"] = line.date_time
+            start = time.perf_counter()
+            message = memory.add(line.role, line.content, meta=meta)
+            add_time += time.perf_counter() - start
+            adds += 1
+            where[line.dia_id] = message.id  # type: ignore[assignment]
+        for qa in _questions(sample):
+            evidence = [where[e] for e in evidence_ids(qa) if e in where]
+            done += 1
+            if progress is not None:
+                progress(done, total, sample_id)
+            if not evidence:
+                continue
+            start = time.perf_counter()
+            ctx = memory.context(query=str(qa["question"]))
+            context_time += time.perf_counter() - start
+            contexts += 1
+            included = set(ctx.included)
+            recalls.append((sample_id, int(qa["category"]), sum(e in included for e in evidence) / len(evidence)))
+        memory.close()
+    return RunResult(
+        policy=policy,
+        budget=budget,
+        overall=_mean(r for _, _, r in recalls),
+        by_category={c: _mean(r for _, cat, r in recalls if cat == c) for c in sorted({c for _, c, _ in recalls})},
+        by_conversation={s: _mean(r for sid, _, r in recalls if sid == s) for s in dict.fromkeys(s for s, _, _ in recalls)},
+        questions=len(recalls),
+        add_ms=add_time * 1000 / max(1, adds),
+        context_ms=context_time * 1000 / max(1, contexts),
+        counts={c: sum(1 for _, cat, _ in recalls if cat == c) for c in sorted({c for _, c, _ in recalls})},
+    )
+
+
+def _questions(sample: dict[str, Any]) -> list[dict[str, Any]]:
+    qa = sample.get("qa")
+    if not isinstance(qa, list):
+        raise ValueError(f"conversation {sample.get('sample_id', '?')!r} has no 'qa' list")
+    return [q for q in qa if isinstance(q, dict) and q.get("category") in CATEGORIES and q.get("question")]
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items) if items else 0.0
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream (stderr by default), redrawn with ``\\r``."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+
+    def __call__(self, done: int, total: int, item: str) -> None:
+        filled = self.width * done // max(1, total)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {item:<12}")
+        if done >= total:
+            self.stream.write("\r" + " " * (len(self.label) + self.width + 30) + "\r")
+        self.stream.flush()

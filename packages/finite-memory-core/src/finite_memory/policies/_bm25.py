@@ -1,0 +1,101 @@
+"""An incremental BM25 index over turns: updated per message, never rebuilt.
+
+Documents are keyed by turn number. Statistics are kept as integers (document
+frequencies, lengths, their total), so the index built by replaying an archive is
+identical to the one that grew message by message, removals included.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+
+
+class BM25Index:
+    """Postings ``term -> {turn: tf}`` with Okapi BM25 scoring.
+
+    Args:
+        k1, b: the usual BM25 saturation and length-normalisation constants.
+        max_postings: how many postings one query may visit; terms are visited rarest
+            first, so a query spends its effort where the evidence is. This bounds the
+            cost of a query whatever the size of the archive.
+        max_df: a term found in more than this share of the turns scores nothing and
+            is skipped (it tells no turn apart), unless the query has no other term.
+    """
+
+    __slots__ = ("_docs", "_lengths", "_postings", "_total", "b", "k1", "max_df", "max_postings")
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75, max_postings: int = 20000, max_df: float = 0.3) -> None:
+        self.k1 = k1
+        self.b = b
+        self.max_postings = max_postings
+        self.max_df = max_df
+        self._postings: dict[str, dict[int, int]] = {}
+        self._docs: dict[int, dict[str, int]] = {}
+        self._lengths: dict[int, int] = {}
+        self._total = 0
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __contains__(self, doc: int) -> bool:
+        return doc in self._docs
+
+    def add(self, doc: int, terms: Iterable[str]) -> None:
+        """Add ``terms`` to document ``doc`` (created when new; a turn grows per message)."""
+        counts = self._docs.setdefault(doc, {})
+        postings = self._postings
+        added = 0
+        for term in terms:
+            counts[term] = counts.get(term, 0) + 1
+            entry = postings.get(term)
+            if entry is None:
+                postings[term] = {doc: 1}
+            else:
+                entry[doc] = entry.get(doc, 0) + 1
+            added += 1
+        self._lengths[doc] = self._lengths.get(doc, 0) + added
+        self._total += added
+
+    def remove(self, doc: int) -> None:
+        """Forget document ``doc`` entirely (no-op when absent)."""
+        counts = self._docs.pop(doc, None)
+        if counts is None:
+            return
+        self._total -= self._lengths.pop(doc)
+        for term in counts:
+            entry = self._postings[term]
+            del entry[doc]
+            if not entry:
+                del self._postings[term]
+
+    def search(self, terms: Iterable[str], limit: int, lo: int, hi: int) -> list[tuple[float, int]]:
+        """The best ``limit`` documents with ``lo <= doc <= hi``, as ``(score, doc)``, best first."""
+        n = len(self._docs)
+        if not n or limit <= 0:
+            return []
+        wanted: dict[str, int] = {}
+        for term in terms:
+            wanted[term] = wanted.get(term, 0) + 1
+        found = sorted(
+            ((len(self._postings[t]), t) for t in wanted if t in self._postings),
+            key=lambda pair: (pair[0], pair[1]),
+        )
+        if not found:
+            return []
+        avgdl = self._total / n
+        k1, b = self.k1, self.b
+        lengths = self._lengths
+        scores: dict[int, float] = {}
+        budget = self.max_postings
+        for i, (df, term) in enumerate(found):
+            if i and (df > self.max_df * n or df > budget):
+                break  # common terms from here on: they cannot reorder the rare-term hits much
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5)) * wanted[term]
+            budget -= df
+            for doc, tf in self._postings[term].items():
+                if lo <= doc <= hi:
+                    norm = k1 * (1 - b + b * lengths[doc] / avgdl)
+                    scores[doc] = scores.get(doc, 0.0) + idf * tf * (k1 + 1) / (tf + norm)
+        return heapq.nlargest(limit, ((s, d) for d, s in scores.items()), key=lambda pair: (pair[0], -pair[1]))

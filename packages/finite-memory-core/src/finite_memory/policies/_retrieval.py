@@ -1,0 +1,156 @@
+"""The index behind the retrieval policies: BM25 postings, cached embeddings, session dates.
+
+Every message is analysed once, when it is archived (``on_add``): its terms go into
+the BM25 postings and its text into a queue that is embedded a batch at a time. A
+query then costs its own embedding, a bounded walk over the postings and a bounded
+number of dot products, whatever the length of the archive.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections.abc import Iterable, Sequence
+from operator import mul
+
+from .._message import Message
+from .._terms import terms
+from .._turns import Turn
+from ..embedders import Embedder
+from ._bm25 import BM25Index
+
+#: Messages queued before they are embedded in one batch (a query flushes the queue).
+EMBED_BATCH = 64
+
+#: The constant of reciprocal rank fusion, as in Cormack et al. (2009).
+RRF_K = 60
+
+
+class TurnIndex:
+    """BM25 postings and embeddings of archived turns, kept in step with the archive.
+
+    Args:
+        embedder: computes the vectors (once per message; a turn's vector is the sum of
+            its messages' vectors).
+        dense_pool: at most this many turns are scored by embedding per query: every
+            turn while the archive is that small, else the best lexical candidates.
+        date_key: the ``meta`` key holding a message's session date and time.
+    """
+
+    def __init__(self, embedder: Embedder, *, dense_pool: int, date_key: str) -> None:
+        self.embedder = embedder
+        self.dense_pool = dense_pool
+        self.date_key = date_key
+        self.bm25 = BM25Index()
+        self.turns: dict[int, Turn] = {}
+        self.dates: dict[int, str] = {}
+        self._vectors: dict[int, array[float]] = {}
+        self._norms: dict[int, float] = {}
+        self._pending: list[tuple[int, str]] = []
+
+    # -- keeping in step with the archive ----------------------------------------------
+
+    def add(self, turn: Turn, message: Message) -> None:
+        number = turn.number
+        self.turns[number] = turn
+        text = message.content
+        date = message.meta.get(self.date_key) if message.meta else None
+        if isinstance(date, str) and date and number not in self.dates:
+            self.dates[number] = date
+        self.bm25.add(number, terms(text))
+        if text.strip():
+            self._pending.append((number, text))
+            if len(self._pending) >= EMBED_BATCH:
+                self.flush()
+
+    def remove(self, turns: Iterable[Turn]) -> None:
+        gone = set()
+        for turn in turns:
+            number = turn.number
+            gone.add(number)
+            self.turns.pop(number, None)
+            self.dates.pop(number, None)
+            self.bm25.remove(number)
+            self._vectors.pop(number, None)
+            self._norms.pop(number, None)
+        if self._pending:
+            self._pending = [item for item in self._pending if item[0] not in gone]
+
+    def flush(self) -> None:
+        """Embed the queued messages in one batch and fold them into their turns' vectors."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        vectors = self.embedder.embed([text for _, text in pending])
+        if len(vectors) != len(pending):
+            raise ValueError(f"embedder returned {len(vectors)} vectors for {len(pending)} texts")
+        for (number, _), vector in zip(pending, vectors, strict=True):
+            total = self._vectors.get(number)
+            if total is None:
+                total = self._vectors[number] = array("f", vector)
+            else:
+                for i, x in enumerate(vector):
+                    total[i] += x
+            self._norms[number] = sum(x * x for x in total) ** 0.5
+
+    # -- querying ----------------------------------------------------------------------
+
+    def rank(self, query: str, lo: int, hi: int, limit: int) -> list[tuple[float, int]]:
+        """Turns in ``[lo, hi]`` for ``query``: BM25 and embedding ranks fused by RRF, best first."""
+        self.flush()
+        lexical = self.bm25.search(terms(query), self.dense_pool, lo, hi)
+        span = hi - lo + 1
+        if span <= self.dense_pool:
+            pool: Iterable[int] = (n for n in range(lo, hi + 1) if n in self._vectors)
+        else:
+            pool = (n for _, n in lexical if n in self._vectors)
+        dense = self._dense(query, pool)
+        fused: dict[int, float] = {}
+        for ranking in (lexical, dense):
+            for rank, (_, number) in enumerate(ranking):
+                fused[number] = fused.get(number, 0.0) + 1.0 / (RRF_K + rank + 1)
+        return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
+
+    def _dense(self, query: str, pool: Iterable[int]) -> list[tuple[float, int]]:
+        (q,) = self.embedder.embed([query])
+        if not any(q):
+            return []
+        vectors, norms = self._vectors, self._norms
+        scored = []
+        for number in pool:
+            norm = norms[number]
+            if norm:
+                score = sum(map(mul, q, vectors[number])) / norm
+                if score > 0:
+                    scored.append((score, number))
+        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        return scored
+
+    def similarity(self, a: int, b: int) -> float:
+        """Cosine similarity of two turns' vectors (0 when either has none)."""
+        va, vb = self._vectors.get(a), self._vectors.get(b)
+        if va is None or vb is None:
+            return 0.0
+        norm = self._norms[a] * self._norms[b]
+        return sum(map(mul, va, vb)) / norm if norm else 0.0
+
+    def mmr(self, ranked: Sequence[tuple[float, int]], lam: float) -> Iterable[int]:
+        """Turn numbers of ``ranked`` in maximal-marginal-relevance order, lazily.
+
+        Each step takes the turn with the best ``lam * relevance - (1 - lam) * similarity
+        to the turns already taken``, relevance being the fused score scaled to [0, 1].
+        """
+        if not ranked:
+            return
+        top = ranked[0][0] or 1.0
+        relevance = {n: s / top for s, n in ranked}
+        closest = dict.fromkeys(relevance, 0.0)
+        while closest:
+            best = max(closest, key=lambda n: (lam * relevance[n] - (1 - lam) * closest[n], -n))
+            del closest[best]
+            yield best
+            if lam < 1:
+                for n in closest:
+                    sim = self.similarity(best, n)
+                    if sim > closest[n]:
+                        closest[n] = sim

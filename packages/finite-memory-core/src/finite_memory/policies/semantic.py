@@ -1,0 +1,147 @@
+"""Retrieval: the turns that answer the current query, found by BM25 and embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .._message import Message
+from .._turns import Turn
+from ..embedders import Embedder
+from ._base import Policy, PolicyInput, Selection
+from ._dates import fit_dated
+from ._retrieval import TurnIndex
+
+
+@dataclass
+class Semantic(Policy):
+    """Keep the turns most relevant to the query, their neighbours, and the latest turns.
+
+    Turns are ranked by BM25 over an incremental inverted index and by embedding
+    similarity, the two rankings fused by reciprocal rank fusion, then reordered by
+    maximal marginal relevance so near-duplicates do not crowd out other evidence.
+    Each hit brings the turns around it when they fit (an answer often spans them);
+    what budget is left goes to the most recent turns. Each run of kept turns from one
+    session opens with that session's date, taken from the messages' ``meta``. With no
+    query, this is a sliding window.
+
+    Options:
+        embedder: an embedder name registered in ``finite_memory.embedders``
+            (``"hashing"``, or ``"minilm"`` with ``finite-memory-hf``), or an
+            :class:`~finite_memory.embedders.Embedder` instance with a registered
+            ``name`` (a checkpoint saves the name). Default ``"hashing"``.
+        recent_turns: the newest older turns always kept first (when they fit). Default 1.
+        neighbours: turns on each side of a hit brought along when they fit. Default 1.
+        mmr_lambda: relevance against diversity, 0 to 1; 1 is pure relevance. Default 0.7.
+        candidates: how many fused hits are considered for the context. Default 48.
+        dense_pool: the most turns scored by embedding per query; beyond that size the
+            embedder re-ranks the best lexical candidates only. Default 512.
+        date_key: the ``meta`` key of a message's session date; ``None`` leaves dates
+            out of the context. Default ``"date_time"``.
+    """
+
+    name = "semantic"
+    embedder: str | Embedder = "hashing"
+    recent_turns: int = 1
+    neighbours: int = 1
+    mmr_lambda: float = 0.7
+    candidates: int = 48
+    dense_pool: int = 512
+    date_key: str | None = "date_time"
+
+    def __post_init__(self) -> None:
+        for option in ("recent_turns", "neighbours"):
+            value = getattr(self, option)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{option} must be an int >= 0, got {value!r}")
+        for option in ("candidates", "dense_pool"):
+            value = getattr(self, option)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{option} must be an int >= 1, got {value!r}")
+        if not isinstance(self.mmr_lambda, (int, float)) or not 0 <= self.mmr_lambda <= 1:
+            raise ValueError(f"mmr_lambda must be a number between 0 and 1, got {self.mmr_lambda!r}")
+        if self.date_key is not None and not isinstance(self.date_key, str):
+            raise TypeError(f"date_key must be a str or None, got {self.date_key!r}")
+        self._index = TurnIndex(resolve_embedder(self.embedder), dense_pool=self.dense_pool, date_key=self.date_key or "")
+
+    def options(self) -> dict[str, Any]:
+        options = super().options()
+        options["embedder"] = embedder_name(self.embedder)
+        return options
+
+    def on_add(self, turn: Turn, message: Message) -> None:
+        self._index.add(turn, message)
+
+    def on_remove(self, turns: Any) -> None:
+        self._index.remove(turns)
+
+    def select(self, view: PolicyInput) -> Selection:
+        return Selection(turns=self.pick(view, view.budget))
+
+    def pick(self, view: PolicyInput, room: int) -> list[Turn]:
+        """The turns to keep within ``room`` tokens, dated, oldest first."""
+        turns = view.turns
+        if not turns or room <= 0:
+            return []
+        lo, hi = turns[0].number, turns[-1].number
+        wanted: list[Turn] = []
+        taken: set[int] = set()
+        left = room
+
+        def take(turn: Turn | None) -> None:
+            nonlocal left
+            if turn is None or turn.number in taken or not lo <= turn.number <= hi:
+                return
+            cost = view.tokens(turn)
+            if cost <= left:
+                wanted.append(turn)
+                taken.add(turn.number)
+                left -= cost
+
+        for turn in reversed(turns[max(0, len(turns) - self.recent_turns) :]):
+            take(turn)
+        if view.query and view.query.strip():
+            ranked = self._index.rank(view.query, lo, hi, self.candidates)
+            index = self._index.turns
+            for number in self._index.mmr(ranked, self.mmr_lambda):
+                view.check_deadline()
+                take(index.get(number))
+                for step in range(1, self.neighbours + 1):
+                    take(index.get(number - step))
+                    take(index.get(number + step))
+                if left <= 0:
+                    break
+        for turn in reversed(turns):
+            if left <= 0:
+                break
+            take(turn)
+        if self.date_key is None:
+            return wanted
+        return fit_dated(wanted, self._index.dates, view, room)
+
+
+def resolve_embedder(embedder: str | Embedder) -> Embedder:
+    """An embedder instance from a registered name (built with no arguments) or an instance."""
+    if isinstance(embedder, str):
+        from .._registry import load_plugin
+
+        built = load_plugin("embedders", embedder)()
+    else:
+        built = embedder
+    if not isinstance(built, Embedder):
+        raise TypeError(f"embedder must be a registered name or have dim and embed(texts), got {embedder!r}")
+    return built
+
+
+def embedder_name(embedder: str | Embedder) -> str:
+    """The name a checkpoint saves for ``embedder``; an unnamed instance cannot be saved."""
+    if isinstance(embedder, str):
+        return embedder
+    name = getattr(embedder, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(
+            f"embedder {embedder!r} has no registered name, so this policy's options cannot be saved; "
+            "give the embedder by name (embedder='hashing') or give the instance a 'name' registered in "
+            "the finite_memory.embedders entry points"
+        )
+    return name
