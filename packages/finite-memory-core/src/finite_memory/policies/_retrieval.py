@@ -95,10 +95,15 @@ class TurnIndex:
 
     # -- querying ----------------------------------------------------------------------
 
-    def rank(self, query: str, lo: int, hi: int, limit: int) -> list[tuple[float, int]]:
-        """Turns in ``[lo, hi]`` for ``query``: BM25 and embedding ranks fused by RRF, best first."""
+    def rank(self, query: str, lo: int, hi: int, limit: int, dense_weight: float) -> list[tuple[float, int]]:
+        """Turns in ``[lo, hi]`` for ``query``, best first: BM25 and embedding ranks fused by RRF.
+
+        ``dense_weight`` scales the embedding ranking's share of the fusion (0 leaves it out).
+        """
         self.flush()
         lexical = self.bm25.search(terms(query), self.dense_pool, lo, hi)
+        if lexical and not dense_weight:
+            return lexical[:limit]
         span = hi - lo + 1
         if span <= self.dense_pool:
             pool: Iterable[int] = (n for n in range(lo, hi + 1) if n in self._vectors)
@@ -106,9 +111,9 @@ class TurnIndex:
             pool = (n for _, n in lexical if n in self._vectors)
         dense = self._dense(query, pool)
         fused: dict[int, float] = {}
-        for ranking in (lexical, dense):
+        for weight, ranking in ((1.0, lexical), (dense_weight, dense)):
             for rank, (_, number) in enumerate(ranking):
-                fused[number] = fused.get(number, 0.0) + 1.0 / (RRF_K + rank + 1)
+                fused[number] = fused.get(number, 0.0) + weight / (RRF_K + rank + 1)
         return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
 
     def _dense(self, query: str, pool: Iterable[int]) -> list[tuple[float, int]]:
@@ -126,14 +131,6 @@ class TurnIndex:
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
         return scored
 
-    def similarity(self, a: int, b: int) -> float:
-        """Cosine similarity of two turns' vectors (0 when either has none)."""
-        va, vb = self._vectors.get(a), self._vectors.get(b)
-        if va is None or vb is None:
-            return 0.0
-        norm = self._norms[a] * self._norms[b]
-        return sum(map(mul, va, vb)) / norm if norm else 0.0
-
     def mmr(self, ranked: Sequence[tuple[float, int]], lam: float) -> Iterable[int]:
         """Turn numbers of ``ranked`` in maximal-marginal-relevance order, lazily.
 
@@ -145,12 +142,22 @@ class TurnIndex:
         top = ranked[0][0] or 1.0
         relevance = {n: s / top for s, n in ranked}
         closest = dict.fromkeys(relevance, 0.0)
+        units = {}
+        if lam < 1:
+            for n in relevance:
+                vector, norm = self._vectors.get(n), self._norms.get(n)
+                if vector is not None and norm:
+                    units[n] = [x / norm for x in vector]
         while closest:
             best = max(closest, key=lambda n: (lam * relevance[n] - (1 - lam) * closest[n], -n))
             del closest[best]
             yield best
-            if lam < 1:
-                for n in closest:
-                    sim = self.similarity(best, n)
+            chosen = units.get(best)
+            if chosen is None:
+                continue
+            for n in closest:
+                other = units.get(n)
+                if other is not None:
+                    sim = sum(map(mul, chosen, other))
                     if sim > closest[n]:
                         closest[n] = sim

@@ -32,10 +32,14 @@ class Semantic(Policy):
             ``name`` (a checkpoint saves the name). Default ``"hashing"``.
         recent_turns: the newest older turns always kept first (when they fit). Default 1.
         neighbours: turns on each side of a hit brought along when they fit. Default 1.
-        mmr_lambda: relevance against diversity, 0 to 1; 1 is pure relevance. Default 0.7.
-        candidates: how many fused hits are considered for the context. Default 48.
+        mmr_lambda: relevance against diversity, 0 to 1; 1 is pure relevance. Default 0.85.
+        candidates: how many fused hits are considered for the context. Default 32.
         dense_pool: the most turns scored by embedding per query; beyond that size the
             embedder re-ranks the best lexical candidates only. Default 512.
+        dense_weight: the embedding ranking's weight in the fusion (BM25's is 1);
+            ``None`` takes the embedder's ``fusion_weight`` attribute, or 1 when it has
+            none. Whatever the weight, the embedding ranking is used alone when no
+            query word is in the index. Default ``None``.
         date_key: the ``meta`` key of a message's session date; ``None`` leaves dates
             out of the context. Default ``"date_time"``.
     """
@@ -44,9 +48,10 @@ class Semantic(Policy):
     embedder: str | Embedder = "hashing"
     recent_turns: int = 1
     neighbours: int = 1
-    mmr_lambda: float = 0.7
-    candidates: int = 48
+    mmr_lambda: float = 0.85
+    candidates: int = 32
     dense_pool: int = 512
+    dense_weight: float | None = None
     date_key: str | None = "date_time"
 
     def __post_init__(self) -> None:
@@ -60,9 +65,16 @@ class Semantic(Policy):
                 raise ValueError(f"{option} must be an int >= 1, got {value!r}")
         if not isinstance(self.mmr_lambda, (int, float)) or not 0 <= self.mmr_lambda <= 1:
             raise ValueError(f"mmr_lambda must be a number between 0 and 1, got {self.mmr_lambda!r}")
+        if self.dense_weight is not None and (
+            not isinstance(self.dense_weight, (int, float)) or isinstance(self.dense_weight, bool) or self.dense_weight < 0
+        ):
+            raise ValueError(f"dense_weight must be a number >= 0 or None, got {self.dense_weight!r}")
         if self.date_key is not None and not isinstance(self.date_key, str):
             raise TypeError(f"date_key must be a str or None, got {self.date_key!r}")
-        self._index = TurnIndex(resolve_embedder(self.embedder), dense_pool=self.dense_pool, date_key=self.date_key or "")
+        embedder = resolve_embedder(self.embedder)
+        self._index = TurnIndex(embedder, dense_pool=self.dense_pool, date_key=self.date_key or "")
+        weight = self.dense_weight if self.dense_weight is not None else getattr(embedder, "fusion_weight", 1.0)
+        self._dense_weight = float(weight)
 
     def options(self) -> dict[str, Any]:
         options = super().options()
@@ -101,7 +113,7 @@ class Semantic(Policy):
         for turn in reversed(turns[max(0, len(turns) - self.recent_turns) :]):
             take(turn)
         if view.query and view.query.strip():
-            ranked = self._index.rank(view.query, lo, hi, self.candidates)
+            ranked = self._index.rank(view.query, lo, hi, self.candidates, self._dense_weight)
             index = self._index.turns
             for number in self._index.mmr(ranked, self.mmr_lambda):
                 view.check_deadline()
