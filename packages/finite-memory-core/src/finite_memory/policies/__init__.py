@@ -6,6 +6,8 @@ loads one by name.
 """
 
 from ._base import Policy, PolicyInput, Selection
+from ._summary import RunningSummary
+from .rolling_summary import RollingSummary
 from .sliding import Sliding
 
-__all__ = ["Policy", "PolicyInput", "Selection", "Sliding"]
+__all__ = ["Policy", "PolicyInput", "RollingSummary", "RunningSummary", "Selection", "Sliding"]

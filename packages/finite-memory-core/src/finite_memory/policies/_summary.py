@@ -1,0 +1,156 @@
+"""A bounded running summary of the turns older than a moving point, folded in incrementally."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._counting import TokenCounter
+from .._message import Message
+from .._salience import LABEL
+from .._turns import Turn
+from ..summarizers import Summarizer
+
+#: What the summary message says before the summary itself.
+HEADER = "Summary of the earlier conversation:\n"
+
+
+def resolve_summarizer(summarizer: str | Summarizer) -> Summarizer:
+    """A summarizer instance from a registered name or an instance (checked)."""
+    if isinstance(summarizer, str):
+        from .._registry import load_plugin
+
+        made = load_plugin("summarizers", summarizer)()
+    else:
+        made = summarizer
+    if not isinstance(made, Summarizer):
+        raise TypeError(
+            "summarizer must be a registered summarizer name or an object with "
+            f"summarize(previous, evicted, max_tokens, count), not {type(made).__name__}"
+        )
+    return made
+
+
+def summarizer_option(summarizer: str | Summarizer) -> str:
+    """How a policy writes its ``summarizer`` option in a checkpoint: by registered name."""
+    if isinstance(summarizer, str):
+        return summarizer
+    name = getattr(summarizer, "name", None)
+    if isinstance(name, str):
+        from .._registry import plugins
+
+        if name in plugins("summarizers"):
+            return name
+    raise TypeError(
+        f"this policy's summarizer ({type(summarizer).__name__}) is an instance that is not registered "
+        "under its name in finite_memory.summarizers, so it cannot be saved; give it by name instead"
+    )
+
+
+class RunningSummary:
+    """The summary of every turn up to ``covered``, never more than ``max_tokens`` as a message.
+
+    Turns are folded in oldest first, in chunks of at most ``chunk_tokens`` of text, so a
+    summarizer never sees more than that at once. :meth:`advance` adds hysteresis: once
+    a turn older than the recent window is still outside the summary, it folds up to the
+    low-water mark, so the summarizer runs once per ``window - low_water`` tokens of new
+    conversation rather than once a turn. Policies compose it (``rolling_summary``,
+    ``hybrid``); :meth:`state` is what a checkpoint keeps.
+    """
+
+    def __init__(self, summarizer: Summarizer, max_tokens: int, chunk_tokens: int) -> None:
+        self.summarizer = summarizer
+        self.max_tokens = max_tokens
+        self.chunk_tokens = chunk_tokens
+        self.text = ""
+        self.covered = -1  # the number of the newest turn folded in
+        self.calls = 0  # summarizer calls made by this object (not saved)
+        self._message: tuple[tuple[str, object, int], Message | None, int] | None = None
+
+    def advance(self, turns: Sequence[Turn], window_start: int, low_water: int, counter: TokenCounter) -> bool:
+        """Fold the turns of ``turns[:window_start]`` not summarized yet, and then some.
+
+        ``turns`` are oldest first and ``turns[window_start:]`` is the recent window the
+        caller shows. When an older turn is missing from the summary, the oldest turns of
+        the window are folded too, until what stays unsummarized costs at most
+        ``low_water`` tokens. Returns whether the summary changed.
+        """
+        if window_start <= 0 or turns[window_start - 1].number <= self.covered:
+            return False
+        cut = window_start
+        tail = sum(t.tokens(counter) for t in turns[window_start:])
+        while cut < len(turns) and tail > low_water:
+            tail -= turns[cut].tokens(counter)
+            cut += 1
+        first = cut
+        while first > 0 and turns[first - 1].number > self.covered:
+            first -= 1
+        self.fold(turns[first:cut], counter)
+        return True
+
+    def fold(self, turns: Sequence[Turn], counter: TokenCounter) -> None:
+        """Fold ``turns`` (oldest first, all newer than ``covered``) into the summary."""
+        chunk: list[str] = []
+        size = 0
+        for turn in turns:
+            if turn.number <= self.covered:
+                raise ValueError(f"turn {turn.number} is already in the summary (covered up to {self.covered})")
+            for message in turn.messages:
+                if message.content:
+                    labelled = LABEL.match(message.content) is not None
+                    chunk.append(message.content if labelled else f"{message.name or message.role}: {message.content}")
+                    size += counter.text(message.content)
+            if size >= self.chunk_tokens:
+                self._fold_chunk(chunk, turn.number, counter)
+                chunk, size = [], 0
+        if turns:
+            self._fold_chunk(chunk, turns[-1].number, counter)
+
+    def _fold_chunk(self, texts: list[str], upto: int, counter: TokenCounter) -> None:
+        if texts:
+            self.text = self._fit(self.text, texts, self.max_tokens, counter)
+        self.covered = upto
+
+    def _fit(self, previous: str, texts: Sequence[str], bound: int, counter: TokenCounter) -> str:
+        """A summary whose message costs at most ``bound`` tokens."""
+        room = bound - counter.message(Message("system", HEADER))
+        while room > 0:
+            self.calls += 1
+            text = self.summarizer.summarize(previous, texts, room, counter.text)
+            if not text or counter.message(Message("system", HEADER + text)) <= bound:
+                return text
+            room -= max(1, room // 8)  # a summarizer that misjudges its bound gets a smaller one
+        return ""
+
+    def message(self, bound: int, counter: TokenCounter) -> tuple[Message | None, int]:
+        """The summary as a system message costing at most ``bound`` tokens, and its cost.
+
+        When the stored summary costs more (a smaller budget, another tokenizer), a
+        shorter copy is made for this context and cached; the stored one is untouched.
+        """
+        key = (self.text, counter.key, bound)
+        if self._message is not None and self._message[0] == key:
+            return self._message[1], self._message[2]
+        made: Message | None = None
+        cost = 0
+        if self.text:
+            made = Message("system", HEADER + self.text)
+            cost = counter.message(made)
+            if cost > bound:
+                text = self._fit("", self.text.splitlines(), bound, counter)
+                made = Message("system", HEADER + text) if text else None
+                cost = counter.message(made) if made else 0
+        self._message = (key, made, cost)
+        return made, cost
+
+    def state(self) -> dict[str, Any]:
+        """The summary and the newest turn it covers (JSON-ready)."""
+        return {"text": self.text, "covered": self.covered} if self.covered >= 0 else {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+        text, covered = state.get("text", ""), state.get("covered", -1)
+        if not isinstance(text, str) or not isinstance(covered, int) or isinstance(covered, bool):
+            raise ValueError(f"a rolling summary state needs text (str) and covered (int), got {state!r}")
+        self.text, self.covered = text, covered
+        self._message = None
