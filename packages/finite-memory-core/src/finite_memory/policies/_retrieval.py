@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from operator import mul
 
 from .._message import Message
@@ -131,7 +131,7 @@ class TurnIndex:
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
         return scored
 
-    def mmr(self, ranked: Sequence[tuple[float, int]], lam: float) -> Iterable[int]:
+    def mmr(self, ranked: Sequence[tuple[float, int]], lam: float) -> Iterator[int]:
         """Turn numbers of ``ranked`` in maximal-marginal-relevance order, lazily.
 
         Each step takes the turn with the best ``lam * relevance - (1 - lam) * similarity

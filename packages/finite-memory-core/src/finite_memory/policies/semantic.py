@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from .._message import Message
@@ -91,45 +92,65 @@ class Semantic(Policy):
         return Selection(turns=self.pick(view, view.budget))
 
     def pick(self, view: PolicyInput, room: int) -> list[Turn]:
-        """The turns to keep within ``room`` tokens, dated, oldest first."""
+        """The turns to keep within ``room`` tokens, dated: recent, then hits in order, then recent again."""
         turns = view.turns
         if not turns or room <= 0:
             return []
-        lo, hi = turns[0].number, turns[-1].number
         wanted: list[Turn] = []
         taken: set[int] = set()
         left = room
 
-        def take(turn: Turn | None) -> None:
+        def take(turn: Turn) -> None:
             nonlocal left
-            if turn is None or turn.number in taken or not lo <= turn.number <= hi:
-                return
             cost = view.tokens(turn)
-            if cost <= left:
+            if turn.number not in taken and cost <= left:
                 wanted.append(turn)
                 taken.add(turn.number)
                 left -= cost
 
         for turn in reversed(turns[max(0, len(turns) - self.recent_turns) :]):
             take(turn)
-        if view.query and view.query.strip():
-            ranked = self._index.rank(view.query, lo, hi, self.candidates, self._dense_weight)
-            index = self._index.turns
-            for number in self._index.mmr(ranked, self.mmr_lambda):
-                view.check_deadline()
-                take(index.get(number))
-                for step in range(1, self.neighbours + 1):
-                    take(index.get(number - step))
-                    take(index.get(number + step))
-                if left <= 0:
-                    break
+        for _, turn in self.retrieve(view):
+            if left <= 0:
+                break
+            take(turn)
         for turn in reversed(turns):
             if left <= 0:
                 break
             take(turn)
+        return self.dated(wanted, view, room)
+
+    def retrieve(self, view: PolicyInput) -> Iterator[tuple[float, Turn]]:
+        """Retrieved turns of ``view.turns`` with a value in (0, 1], lazily, most wanted first.
+
+        Hits come in MMR order, valued by their fused relevance relative to the best
+        hit; each is followed by its neighbours, valued at half the hit's value per step
+        of distance. A turn may come more than once (a neighbour of two hits).
+        """
+        turns = view.turns
+        if not turns or not view.query or not view.query.strip():
+            return
+        lo, hi = turns[0].number, turns[-1].number
+        ranked = self._index.rank(view.query, lo, hi, self.candidates, self._dense_weight)
+        if not ranked:
+            return
+        top = ranked[0][0] or 1.0
+        relevance = {n: score / top for score, n in ranked}
+        index = self._index.turns
+        for position, number in enumerate(self._index.mmr(ranked, self.mmr_lambda)):
+            view.check_deadline()
+            value = relevance[number] / (1 + position)
+            yield value, index[number]
+            for step in range(1, self.neighbours + 1):
+                for near in (number - step, number + step):
+                    if lo <= near <= hi and near in index:
+                        yield value / 2**step, index[near]
+
+    def dated(self, turns: list[Turn], view: PolicyInput, room: int) -> list[Turn]:
+        """``turns`` (most wanted first) with their session dates marked, within ``room``."""
         if self.date_key is None:
-            return wanted
-        return fit_dated(wanted, self._index.dates, view, room)
+            return turns
+        return fit_dated(turns, self._index.dates, view, room)
 
 
 def resolve_embedder(embedder: str | Embedder) -> Embedder:

@@ -1,0 +1,190 @@
+"""The hybrid policy: pinned, recent, retrieved and summarized history under one budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._message import Message
+from .._turns import Turn
+from ..embedders import Embedder
+from ..summarizers import Summarizer
+from ._base import Policy, PolicyInput, Selection
+from ._knapsack import knapsack
+from ._summary import RunningSummary, resolve_summarizer, summarizer_option
+from .semantic import Semantic
+
+_SHARES = ("pinned_share", "recent_share", "summary_share")
+
+
+@dataclass
+class Hybrid(Policy):
+    """Pinned turns, the newest turns, retrieved turns and a running summary, in one budget.
+
+    Each part has a share of the budget: ``pinned_share`` for pinned turns (the first
+    ``sink_turns`` turns and any turn with a message whose ``meta[pin_key]`` is true),
+    ``recent_share`` for the newest turns, ``summary_share`` for a running summary of
+    the turns older than the recent window (the ``rolling_summary`` machinery), and
+    the rest for turns retrieved for the query (the ``semantic`` machinery: BM25 and
+    embeddings fused by RRF, MMR, neighbours). Retrieved turns are packed by a 0/1
+    knapsack over whole turns that maximises their total value within the room left
+    (a hit's value is its relevance times ``1 / (1 + its place in the MMR order)``, a
+    neighbour's half its hit's), so several short relevant turns can beat one long
+    one. A part that needs less than its share leaves the rest to retrieval, and
+    what retrieval leaves goes to more recent turns. Session dates are marked as in
+    ``semantic``. The summary is state: checkpoints keep it.
+
+    Options:
+        pinned_share, recent_share, summary_share: shares of the budget, each in
+            [0, 1], summing to at most 1; retrieval gets the rest. Defaults 0.1, 0.1, 0.1.
+        sink_turns: how many of the first turns are pinned. Default 0.
+        pin_key: the ``meta`` key that pins a message's turn. Default ``"pinned"``.
+        summary_tokens: the most tokens the stored summary may cost. Default 256.
+        summarizer, chunk_tokens, hysteresis: as in ``rolling_summary``.
+        embedder, neighbours, mmr_lambda, candidates, dense_pool, dense_weight,
+            date_key: as in ``semantic``.
+    """
+
+    name = "hybrid"
+    pinned_share: float = 0.1
+    recent_share: float = 0.1
+    summary_share: float = 0.1
+    sink_turns: int = 0
+    pin_key: str = "pinned"
+    summary_tokens: int = 256
+    summarizer: str | Summarizer = "extractive"
+    chunk_tokens: int = 2048
+    hysteresis: float = 0.5
+    embedder: str | Embedder = "hashing"
+    neighbours: int = 1
+    mmr_lambda: float = 0.85
+    candidates: int = 32
+    dense_pool: int = 512
+    dense_weight: float | None = None
+    date_key: str | None = "date_time"
+    _pinned: set[int] = field(init=False, repr=False, compare=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        for option in _SHARES:
+            value = getattr(self, option)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise ValueError(f"{option} must be a number in [0, 1], got {value!r}")
+        if sum(getattr(self, option) for option in _SHARES) > 1 + 1e-9:
+            raise ValueError("pinned_share + recent_share + summary_share must be at most 1")
+        if not isinstance(self.sink_turns, int) or isinstance(self.sink_turns, bool) or self.sink_turns < 0:
+            raise ValueError(f"sink_turns must be an int >= 0, got {self.sink_turns!r}")
+        if not isinstance(self.pin_key, str) or not self.pin_key:
+            raise ValueError(f"pin_key must be a non-empty string, got {self.pin_key!r}")
+        for option in ("summary_tokens", "chunk_tokens"):
+            value = getattr(self, option)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 16:
+                raise ValueError(f"{option} must be an int >= 16, got {value!r}")
+        if not isinstance(self.hysteresis, (int, float)) or not 0 <= self.hysteresis <= 0.9:
+            raise ValueError(f"hysteresis must be a number in [0, 0.9], got {self.hysteresis!r}")
+        self._retrieval = Semantic(
+            embedder=self.embedder,
+            recent_turns=0,
+            neighbours=self.neighbours,
+            mmr_lambda=self.mmr_lambda,
+            candidates=self.candidates,
+            dense_pool=self.dense_pool,
+            dense_weight=self.dense_weight,
+            date_key=self.date_key,
+        )
+        self._summary = RunningSummary(resolve_summarizer(self.summarizer), self.summary_tokens, self.chunk_tokens)
+
+    @property
+    def summary(self) -> RunningSummary:
+        """The running summary (its ``text`` and the newest turn it ``covered``)."""
+        return self._summary
+
+    def options(self) -> dict[str, Any]:
+        options = super().options()
+        options["embedder"] = self._retrieval.options()["embedder"]
+        options["summarizer"] = summarizer_option(self.summarizer)
+        return options
+
+    def state(self) -> dict[str, Any]:
+        return self._summary.state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._summary.load_state(state)
+
+    def on_add(self, turn: Turn, message: Message) -> None:
+        self._retrieval.on_add(turn, message)
+        if message.meta.get(self.pin_key) is True:
+            self._pinned.add(turn.number)
+
+    def on_remove(self, turns: Sequence[Turn]) -> None:
+        self._retrieval.on_remove(turns)
+        for turn in turns:
+            self._pinned.discard(turn.number)
+
+    def select(self, view: PolicyInput) -> Selection:
+        turns, budget = view.turns, view.budget
+        if not turns or budget <= 0:
+            return Selection(turns=[])
+        if self._summary.covered < 0 and sum(view.tokens(t) for t in turns) <= budget:
+            kept = self._retrieval.dated(list(reversed(turns)), view, budget)
+            if len(kept) == len(turns):
+                return Selection(turns=kept)  # everything fits, dates included: nothing to choose
+        wanted: list[Turn] = []
+        taken: set[int] = set()
+        left = budget
+
+        def take(turn: Turn, room: int) -> int:
+            nonlocal left
+            cost = view.tokens(turn)
+            if turn.number in taken or cost > min(room, left):
+                return room
+            wanted.append(turn)
+            taken.add(turn.number)
+            left -= cost
+            return room - cost
+
+        room = int(budget * self.pinned_share)
+        for turn in self._pinned_turns(turns):
+            room = take(turn, room)
+
+        room = int(budget * self.recent_share)
+        start = len(turns)
+        while start > 0 and view.tokens(turns[start - 1]) <= min(room, left):
+            start -= 1
+            room = take(turns[start], room)
+
+        message, cost = self._summarize(view, start, min(left, int(budget * self.summary_share)))
+        left -= cost
+
+        candidates: dict[int, tuple[float, Turn]] = {}
+        for value, turn in self._retrieval.retrieve(view):
+            if turn.number not in taken and value > candidates.get(turn.number, (0.0, turn))[0]:
+                candidates[turn.number] = (value, turn)
+        items = sorted(candidates.values(), key=lambda item: (-item[0], item[1].number))
+        costs = [view.tokens(turn) for _, turn in items]
+        for i in knapsack([value for value, _ in items], costs, left):
+            take(items[i][1], left)
+
+        for turn in reversed(turns[:start]):  # what is still left: the turns before the recent window
+            if left <= 0:
+                break
+            take(turn, left)
+        kept = self._retrieval.dated(wanted, view, budget - cost)
+        return Selection(turns=kept, prefix=[message] if message else [], summary_tokens=cost)
+
+    def _pinned_turns(self, turns: Sequence[Turn]) -> list[Turn]:
+        first = list(turns[: self.sink_turns])
+        if not self._pinned:
+            return first
+        numbers = {t.number for t in first}
+        lo = turns[0].number
+        extra = [turns[n - lo] for n in sorted(self._pinned) if 0 <= n - lo < len(turns) and n not in numbers]
+        return first + [t for t in extra if t.number in self._pinned]
+
+    def _summarize(self, view: PolicyInput, start: int, room: int) -> tuple[Message | None, int]:
+        """Fold the turns before the recent window into the summary; its message within ``room``."""
+        if room <= 0 or start <= 0:
+            return None, 0
+        self._summary.advance(view.turns, start, int(room * (1 - self.hysteresis)), view.counter)
+        message, cost = self._summary.message(min(room, self.summary_tokens), view.counter)
+        return (message, cost) if message is not None and cost <= room else (None, 0)
