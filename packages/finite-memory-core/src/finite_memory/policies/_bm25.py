@@ -99,3 +99,8 @@ class BM25Index:
                     norm = k1 * (1 - b + b * lengths[doc] / avgdl)
                     scores[doc] = scores.get(doc, 0.0) + idf * tf * (k1 + 1) / (tf + norm)
         return heapq.nlargest(limit, ((s, d) for d, s in scores.items()), key=lambda pair: (pair[0], -pair[1]))
+
+    def idf(self, term: str, n: int) -> float:
+        """The BM25 inverse document frequency of ``term`` among ``n`` documents."""
+        df = len(self._postings.get(term, ()))
+        return math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else 0.0

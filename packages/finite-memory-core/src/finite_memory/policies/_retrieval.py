@@ -116,6 +116,24 @@ class TurnIndex:
                 fused[number] = fused.get(number, 0.0) + weight / (RRF_K + rank + 1)
         return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
 
+    def side(self, number: int, query: str) -> int:
+        """Where the line matching ``query`` best sits in turn ``number``: -1 first, 1 last, 0 neither.
+
+        The turn beside that line (before a first line, after a last one) is the one
+        most likely to continue the exchange.
+        """
+        messages = [m for m in self.turns[number].messages if m.content]
+        if len(messages) < 2:
+            return 0
+        wanted = set(terms(query))
+        n = max(1, len(self.bm25))
+        best, where = -1.0, 0
+        for i, message in enumerate(messages):
+            score = sum(self.bm25.idf(t, n) for t in wanted.intersection(terms(message.content)))
+            if score > best:
+                best, where = score, i
+        return -1 if where == 0 else 1 if where == len(messages) - 1 else 0
+
     def _dense(self, query: str, pool: Iterable[int]) -> list[tuple[float, int]]:
         (q,) = self.embedder.embed([query])
         if not any(q):

@@ -164,6 +164,8 @@ class Hybrid(Policy):
         costs = [view.tokens(turn) for _, turn in items]
         for i in knapsack([value for value, _ in items], costs, left):
             take(items[i][1], left)
+        for _, turn in items:  # room the knapsack's rounding left: the next best candidates that fit
+            take(turn, left)
 
         for turn in reversed(turns[:start]):  # what is still left: the turns before the recent window
             if left <= 0:

@@ -123,9 +123,13 @@ class Semantic(Policy):
     def retrieve(self, view: PolicyInput) -> Iterator[tuple[float, Turn]]:
         """Retrieved turns of ``view.turns`` with a value in (0, 1], lazily, most wanted first.
 
-        Hits come in MMR order, valued by their fused relevance relative to the best
-        hit; each is followed by its neighbours, valued at half the hit's value per step
-        of distance. A turn may come more than once (a neighbour of two hits).
+        Hits come in MMR order, each valued by its fused relevance relative to the best
+        hit times ``1 / (1 + its place in that order)``, a prior that the first hits
+        matter most. Each hit is followed by its neighbours: first on the side of the
+        line that matches the query best (the turn after a hit whose last line matches,
+        the turn before one whose first line does), valued at half the hit's value per
+        step, then on the other side at a quarter per step. A turn may come more than
+        once (a neighbour of two hits).
         """
         turns = view.turns
         if not turns or not view.query or not view.query.strip():
@@ -141,10 +145,11 @@ class Semantic(Policy):
             view.check_deadline()
             value = relevance[number] / (1 + position)
             yield value, index[number]
+            side = self._index.side(number, view.query) or 1
             for step in range(1, self.neighbours + 1):
-                for near in (number - step, number + step):
+                for near, weight in ((number + side * step, 0.5), (number - side * step, 0.25)):
                     if lo <= near <= hi and near in index:
-                        yield value / 2**step, index[near]
+                        yield value * weight**step, index[near]
 
     def dated(self, turns: list[Turn], view: PolicyInput, room: int) -> list[Turn]:
         """``turns`` (most wanted first) with their session dates marked, within ``room``."""
