@@ -92,12 +92,13 @@ class BM25Index:
         for i, (df, term) in enumerate(found):
             if i and (df > self.max_df * n or df > budget):
                 break  # common terms from here on: they cannot reorder the rare-term hits much
-            idf = math.log(1 + (n - df + 0.5) / (df + 0.5)) * wanted[term]
+            weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) * wanted[term] * (k1 + 1)
             budget -= df
+            flat, slope = k1 * (1 - b), k1 * b / avgdl
+            get = scores.get
             for doc, tf in self._postings[term].items():
                 if lo <= doc <= hi:
-                    norm = k1 * (1 - b + b * lengths[doc] / avgdl)
-                    scores[doc] = scores.get(doc, 0.0) + idf * tf * (k1 + 1) / (tf + norm)
+                    scores[doc] = get(doc, 0.0) + weight * tf / (tf + flat + slope * lengths[doc])
         return heapq.nlargest(limit, ((s, d) for d, s in scores.items()), key=lambda pair: (pair[0], -pair[1]))
 
     def idf(self, term: str, n: int) -> float:

@@ -59,7 +59,7 @@ class Hybrid(Policy):
     embedder: str | Embedder = "hashing"
     neighbours: int = 1
     mmr_lambda: float = 0.85
-    candidates: int = 32
+    candidates: int = 24
     dense_pool: int = 512
     dense_weight: float | None = None
     date_key: str | None = "date_time"
@@ -125,7 +125,7 @@ class Hybrid(Policy):
         turns, budget = view.turns, view.budget
         if not turns or budget <= 0:
             return Selection(turns=[])
-        if self._summary.covered < 0 and sum(view.tokens(t) for t in turns) <= budget:
+        if self._summary.covered < 0 and _fits(turns, view, budget):
             kept = self._retrieval.dated(list(reversed(turns)), view, budget)
             if len(kept) == len(turns):
                 return Selection(turns=kept)  # everything fits, dates included: nothing to choose
@@ -167,10 +167,12 @@ class Hybrid(Policy):
         for _, turn in items:  # room the knapsack's rounding left: the next best candidates that fit
             take(turn, left)
 
-        for turn in reversed(turns[:start]):  # what is still left: the turns before the recent window
-            if left <= 0:
-                break
-            take(turn, left)
+        for i in range(start - 1, -1, -1):  # what is still left: the turns before the recent window
+            turn = turns[i]
+            if turn.number not in taken:
+                if view.tokens(turn) > left:
+                    break
+                take(turn, left)
         kept = self._retrieval.dated(wanted, view, budget - cost)
         return Selection(turns=kept, prefix=[message] if message else [], summary_tokens=cost)
 
@@ -190,3 +192,12 @@ class Hybrid(Policy):
         self._summary.advance(view.turns, start, int(room * (1 - self.hysteresis)), view.counter)
         message, cost = self._summary.message(min(room, self.summary_tokens), view.counter)
         return (message, cost) if message is not None and cost <= room else (None, 0)
+
+
+def _fits(turns: Sequence[Turn], view: PolicyInput, budget: int) -> bool:
+    """Whether all of ``turns`` fit ``budget`` (stops counting as soon as they do not)."""
+    for turn in reversed(turns):
+        budget -= view.tokens(turn)
+        if budget < 0:
+            return False
+    return True

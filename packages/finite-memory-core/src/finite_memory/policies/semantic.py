@@ -34,7 +34,7 @@ class Semantic(Policy):
         recent_turns: the newest older turns always kept first (when they fit). Default 1.
         neighbours: turns on each side of a hit brought along when they fit. Default 1.
         mmr_lambda: relevance against diversity, 0 to 1; 1 is pure relevance. Default 0.85.
-        candidates: how many fused hits are considered for the context. Default 32.
+        candidates: how many fused hits are considered for the context. Default 24.
         dense_pool: the most turns scored by embedding per query; beyond that size the
             embedder re-ranks the best lexical candidates only. Default 512.
         dense_weight: the embedding ranking's weight in the fusion (BM25's is 1);
@@ -50,7 +50,7 @@ class Semantic(Policy):
     recent_turns: int = 1
     neighbours: int = 1
     mmr_lambda: float = 0.85
-    candidates: int = 32
+    candidates: int = 24
     dense_pool: int = 512
     dense_weight: float | None = None
     date_key: str | None = "date_time"
@@ -114,10 +114,11 @@ class Semantic(Policy):
             if left <= 0:
                 break
             take(turn)
-        for turn in reversed(turns):
-            if left <= 0:
-                break
-            take(turn)
+        for turn in reversed(turns):  # what is left: the newest turns not kept yet, until one does not fit
+            if turn.number not in taken:
+                if view.tokens(turn) > left:
+                    break
+                take(turn)
         return self.dated(wanted, view, room)
 
     def retrieve(self, view: PolicyInput) -> Iterator[tuple[float, Turn]]:
