@@ -147,17 +147,28 @@ def _mean(values: Iterable[float]) -> float:
 
 
 class ProgressBar:
-    """A one-line progress bar on a stream (stderr by default), redrawn with ``\\r``."""
+    """A one-line progress bar on a stream (stderr by default), redrawn in place with ``\\r``.
+
+    It redraws only when the shown percentage or item changes, and clears its line at
+    the end, so the table printed afterwards starts on a clean line.
+    """
 
     def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self._shown: tuple[int, str] | None = None
+        self._length = 0
 
     def __call__(self, done: int, total: int, item: str) -> None:
+        percent = 100 * done // max(1, total)
+        if (percent, item) == self._shown and done < total:
+            return
+        self._shown = (percent, item)
         filled = self.width * done // max(1, total)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {item:<12}")
+        line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {item}"
+        self.stream.write("\r" + line.ljust(self._length))
+        self._length = max(self._length, len(line))
         if done >= total:
-            self.stream.write("\r" + " " * (len(self.label) + self.width + 30) + "\r")
+            self.stream.write("\r" + " " * self._length + "\r")
         self.stream.flush()
