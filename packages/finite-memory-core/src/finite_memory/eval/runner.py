@@ -172,3 +172,36 @@ class ProgressBar:
         if done >= total:
             self.stream.write("\r" + " " * self._length + "\r")
         self.stream.flush()
+
+
+def load_dataset(spec: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Conversations from a LoCoMo-format JSON file, or ``"synthetic"`` for the seeded generator.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` saying what is
+    wrong with one that is not LoCoMo-format JSON.
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    if spec == "synthetic":
+        from .synthetic import generate_dataset
+
+        return generate_dataset(limit or 5)
+    import json
+    from pathlib import Path
+
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"no dataset file at {spec!r} (give a LoCoMo JSON file or 'synthetic')")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{spec}: not a JSON file ({exc})") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{spec}: expected a list of LoCoMo conversations")
+    for i, sample in enumerate(data):
+        if not isinstance(sample, dict) or not isinstance(sample.get("conversation"), dict):
+            raise ValueError(f"{spec}: item {i} is not a LoCoMo conversation (no 'conversation' object)")
+        _questions(sample)
+    return data[:limit] if limit else data
