@@ -39,21 +39,21 @@ class HashingEmbedder:
     alone only when no query word is in the lexical index.
 
     Args:
-        dim: the vector size (a power of two, 16 to 4096). Default 128.
+        dim: the vector size (a power of two, 16 to 4096). Default 256.
         ngram: the character n-gram length (2 to 6). Default 4.
     """
 
     name = "hashing"
     fusion_weight = 0.0
 
-    def __init__(self, dim: int = 128, ngram: int = 4) -> None:
+    def __init__(self, dim: int = 256, ngram: int = 4) -> None:
         if not isinstance(dim, int) or dim < 16 or dim > 4096 or dim & (dim - 1):
             raise ValueError(f"dim must be a power of two between 16 and 4096, got {dim!r}")
         if not isinstance(ngram, int) or not 2 <= ngram <= 6:
             raise ValueError(f"ngram must be an int between 2 and 6, got {ngram!r}")
         self.dim = dim
         self.ngram = ngram
-        if (dim, ngram) != (128, 4):
+        if (dim, ngram) != (256, 4):
             self.name = None  # type: ignore[assignment]  # not rebuilt by name alone
 
     def __repr__(self) -> str:

@@ -83,6 +83,6 @@ def table(results: list[RunResult], dataset: str, conversations: int) -> str:
         )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
     lines = [f"evidence recall on {dataset} ({conversations} conversations, {results[0].questions} questions)"]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip())
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return "\n".join(lines)

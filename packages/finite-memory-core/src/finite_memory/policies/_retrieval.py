@@ -111,7 +111,7 @@ class TurnIndex:
             pool = (n for _, n in lexical if n in self._vectors)
         dense = self._dense(query, pool)
         fused: dict[int, float] = {}
-        for weight, ranking in ((1.0, lexical), (dense_weight, dense)):
+        for weight, ranking in ((1.0, lexical), (dense_weight if lexical else 1.0, dense)):
             for rank, (_, number) in enumerate(ranking):
                 fused[number] = fused.get(number, 0.0) + weight / (RRF_K + rank + 1)
         return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
