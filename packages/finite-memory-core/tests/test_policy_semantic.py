@@ -79,8 +79,11 @@ def test_bm25_skips_common_terms_and_bounds_the_postings_walk() -> None:
         index.add(doc, ["common"] + (["rare"] if doc == 7 else []) + (["medium"] if doc % 3 == 0 else []))
     hits = index.search(["rare", "common"], 5, 0, 1000)
     assert hits[0][1] == 7 and len(hits) == 1  # "common" (in every doc) was never walked
-    assert len(index.search(["common"], 3, 0, 1000)) == 3  # alone, it still ranks
-    assert len(index.search(["rare", "medium"], 100, 0, 1000)) == 1  # "medium" (67 postings) is past the bound
+    assert len(index.search(["common"], 300, 0, 1000)) == 50  # alone, it still ranks, within the bound
+    index.max_df = 0.5  # "medium" is in a third of the docs
+    walked = {doc for _, doc in index.search(["rare", "medium"], 300, 0, 1000)}
+    medium = [doc for doc in range(200) if doc % 3 == 0]
+    assert walked == {7, *medium[-49:]}  # past the bound, the newest postings of "medium" only
 
 
 def test_hashing_embedder_is_unit_length_deterministic_and_lexical() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable
+from itertools import islice
+from operator import itemgetter
 
 
 class BM25Index:
@@ -17,16 +19,18 @@ class BM25Index:
 
     Args:
         k1, b: the usual BM25 saturation and length-normalisation constants.
-        max_postings: how many postings one query may visit; terms are visited rarest
-            first, so a query spends its effort where the evidence is. This bounds the
-            cost of a query whatever the size of the archive.
+        max_postings: how many postings one query may visit, which bounds the cost of a
+            query whatever the size of the archive. Terms are visited rarest first, so
+            the effort goes where the evidence is; a term with more postings than the
+            budget left is walked newest first, so its most recent turns are scored
+            and its oldest are not (the trade for a bounded query).
         max_df: a term found in more than this share of the turns scores nothing and
             is skipped (it tells no turn apart), unless the query has no other term.
     """
 
     __slots__ = ("_docs", "_lengths", "_postings", "_total", "b", "k1", "max_df", "max_postings")
 
-    def __init__(self, *, k1: float = 1.2, b: float = 0.75, max_postings: int = 20000, max_df: float = 0.3) -> None:
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75, max_postings: int = 2000, max_df: float = 0.3) -> None:
         self.k1 = k1
         self.b = b
         self.max_postings = max_postings
@@ -89,17 +93,20 @@ class BM25Index:
         lengths = self._lengths
         scores: dict[int, float] = {}
         budget = self.max_postings
+        flat, slope = k1 * (1 - b), k1 * b / avgdl
+        get = scores.get
         for i, (df, term) in enumerate(found):
-            if i and (df > self.max_df * n or df > budget):
+            if budget <= 0 or (i and df > self.max_df * n):
                 break  # common terms from here on: they cannot reorder the rare-term hits much
             weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) * wanted[term] * (k1 + 1)
+            postings = self._postings[term].items()
+            walk = postings if df <= budget else islice(reversed(postings), budget)  # newest first
             budget -= df
-            flat, slope = k1 * (1 - b), k1 * b / avgdl
-            get = scores.get
-            for doc, tf in self._postings[term].items():
+            for doc, tf in walk:
                 if lo <= doc <= hi:
                     scores[doc] = get(doc, 0.0) + weight * tf / (tf + flat + slope * lengths[doc])
-        return heapq.nlargest(limit, ((s, d) for d, s in scores.items()), key=lambda pair: (pair[0], -pair[1]))
+        best = heapq.nlargest(limit, scores.items(), key=itemgetter(1))  # stable: ties keep posting order
+        return [(score, doc) for doc, score in best]
 
     def idf(self, term: str, n: int) -> float:
         """The BM25 inverse document frequency of ``term`` among ``n`` documents."""

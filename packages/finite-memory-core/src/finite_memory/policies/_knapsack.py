@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 #: The capacity is cut into at most this many units; costs are rounded up to whole units,
 #: so a packing never overruns, and the table stays small whatever the budget.
-UNITS = 192
+UNITS = 128
 
 
 def knapsack(values: Sequence[float], costs: Sequence[int], capacity: int) -> list[int]:

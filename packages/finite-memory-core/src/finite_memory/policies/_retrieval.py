@@ -44,8 +44,8 @@ class TurnIndex:
         self.bm25 = BM25Index()
         self.turns: dict[int, Turn] = {}
         self.dates: dict[int, str] = {}
-        self._vectors: dict[int, array[float]] = {}
-        self._norms: dict[int, float] = {}
+        self._vectors: dict[int, array[float]] = {}  # unit length: the direction of the turn's sum
+        self._norms: dict[int, float] = {}  # the length of that sum
         self._pending: list[tuple[int, str]] = []
 
     # -- keeping in step with the archive ----------------------------------------------
@@ -85,13 +85,15 @@ class TurnIndex:
         if len(vectors) != len(pending):
             raise ValueError(f"embedder returned {len(vectors)} vectors for {len(pending)} texts")
         for (number, _), vector in zip(pending, vectors, strict=True):
-            total = self._vectors.get(number)
-            if total is None:
-                total = self._vectors[number] = array("f", vector)
-            else:
-                for i, x in enumerate(vector):
-                    total[i] += x
-            self._norms[number] = sum(x * x for x in total) ** 0.5
+            unit = self._vectors.get(number)
+            if unit is None:
+                total = list(vector)
+            else:  # the turn's sum so far is its unit vector times its norm
+                norm = self._norms[number]
+                total = [u * norm + x for u, x in zip(unit, vector, strict=True)]
+            norm = sum(x * x for x in total) ** 0.5
+            self._norms[number] = norm
+            self._vectors[number] = array("f", [x / norm for x in total] if norm else total)
 
     # -- querying ----------------------------------------------------------------------
 
@@ -141,9 +143,8 @@ class TurnIndex:
         vectors, norms = self._vectors, self._norms
         scored = []
         for number in pool:
-            norm = norms[number]
-            if norm:
-                score = sum(map(mul, q, vectors[number])) / norm
+            if norms[number]:
+                score = sum(map(mul, q, vectors[number]))
                 if score > 0:
                     scored.append((score, number))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
@@ -154,28 +155,29 @@ class TurnIndex:
 
         Each step takes the turn with the best ``lam * relevance - (1 - lam) * similarity
         to the turns already taken``, relevance being the fused score scaled to [0, 1].
+        Penalties only grow, so a turn's stale score is an upper bound: it is brought up
+        to date only when it reaches the top of the heap (lazy greedy), which spares most
+        of the similarity computations.
         """
         if not ranked:
             return
         top = ranked[0][0] or 1.0
         relevance = {n: s / top for s, n in ranked}
+        units = {n: self._vectors[n] for n in relevance if lam < 1 and self._norms.get(n)}
         closest = dict.fromkeys(relevance, 0.0)
-        units = {}
-        if lam < 1:
-            for n in relevance:
-                vector, norm = self._vectors.get(n), self._norms.get(n)
-                if vector is not None and norm:
-                    units[n] = [x / norm for x in vector]
-        while closest:
-            best = max(closest, key=lambda n: (lam * relevance[n] - (1 - lam) * closest[n], -n))
-            del closest[best]
-            yield best
-            chosen = units.get(best)
-            if chosen is None:
-                continue
-            for n in closest:
-                other = units.get(n)
-                if other is not None:
-                    sim = sum(map(mul, chosen, other))
+        heap = [(-lam * relevance[n], n, 0) for n in relevance]
+        heapq.heapify(heap)
+        taken: list[array[float]] = []
+        while heap:
+            _, n, seen = heapq.heappop(heap)
+            mine = units.get(n)
+            if mine is not None and seen < len(taken):
+                for other in taken[seen:]:
+                    sim = sum(map(mul, mine, other))
                     if sim > closest[n]:
                         closest[n] = sim
+                heapq.heappush(heap, (-(lam * relevance[n] - (1 - lam) * closest[n]), n, len(taken)))
+                continue
+            yield n
+            if mine is not None:
+                taken.append(mine)

@@ -59,7 +59,7 @@ class Hybrid(Policy):
     embedder: str | Embedder = "hashing"
     neighbours: int = 1
     mmr_lambda: float = 0.85
-    candidates: int = 24
+    candidates: int = 16
     dense_pool: int = 512
     dense_weight: float | None = None
     date_key: str | None = "date_time"

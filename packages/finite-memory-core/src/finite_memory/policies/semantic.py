@@ -34,7 +34,7 @@ class Semantic(Policy):
         recent_turns: the newest older turns always kept first (when they fit). Default 1.
         neighbours: turns on each side of a hit brought along when they fit. Default 1.
         mmr_lambda: relevance against diversity, 0 to 1; 1 is pure relevance. Default 0.85.
-        candidates: how many fused hits are considered for the context. Default 24.
+        candidates: how many fused hits are considered for the context. Default 16.
         dense_pool: the most turns scored by embedding per query; beyond that size the
             embedder re-ranks the best lexical candidates only. Default 512.
         dense_weight: the embedding ranking's weight in the fusion (BM25's is 1);
@@ -50,7 +50,7 @@ class Semantic(Policy):
     recent_turns: int = 1
     neighbours: int = 1
     mmr_lambda: float = 0.85
-    candidates: int = 24
+    candidates: int = 16
     dense_pool: int = 512
     dense_weight: float | None = None
     date_key: str | None = "date_time"
