@@ -105,11 +105,16 @@ def main() -> None:
             )
     print(
         f"targets (semantic, hybrid): add < {ADD_MS:g} ms and context < {CONTEXT_MS:g} ms at {LARGE:,} messages, "
-        f"add and broad-query context each <= {FLAT:g}x the {SMALL:,}-message figure.\n"
-        f"ms; add: mean per call of the fastest block of 200 of the last {TIMED_ADDS:,} adds; context: median over the queries of each one's best of "
-        f"{rounds} rounds. 'questions' are the generator's fact questions: at {SMALL:,} messages few turns match "
-        "them, so retrieval does less than its capped work there and their ratio shows the number of matching "
-        "turns growing (up to the cap), not the history; 'broad' queries match many turns at both sizes."
+        f"add and broad-query context each <= {FLAT:g}x the {SMALL:,}-message figure."
+    )
+    print(
+        f"ms; add: mean per call of the fastest block of 200 of the last {TIMED_ADDS:,} adds; "
+        f"context: median over the queries of each one's best of {rounds} rounds."
+    )
+    print(
+        f"'questions' are the generator's fact questions: at {SMALL:,} messages few turns match them, so "
+        "retrieval does less than its capped work there and their ratio shows the number of matching turns "
+        "growing (up to the cap), not the history; 'broad' queries match many turns at both sizes."
     )
 
 

@@ -57,7 +57,9 @@ def main() -> None:
         for budget, result in zip(budgets, results, strict=True):
             low, mid, high = result.spread()
             cats = "  ".join(f"{c}:{v:.3f}" for c, v in sorted(result.by_category.items()))
-            print(f"    @{budget:<5} by category {cats}   per conversation min/median/max {low:.3f}/{mid:.3f}/{high:.3f}")
+            print(
+                f"    @{budget:<5} by category {cats}   per conversation min/median/max {low:.3f}/{mid:.3f}/{high:.3f}"
+            )
     if on_dev:
         print("anchors at 1,024 tokens (all 10 conversations, same protocol): ", end="")
         print(", ".join(f"{k} {v:.3f}" for k, v in ANCHORS.items()))

@@ -106,7 +106,12 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert lines[0].startswith("evidence recall on synthetic (2 conversations")
     assert lines[1].split()[:4] == ["policy", "budget", "recall", "multi-hop"]
     rows = [line.split() for line in lines[2:]]
-    assert [(r[0], r[1]) for r in rows] == [("sliding", "256"), ("sliding", "512"), ("semantic", "256"), ("semantic", "512")]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("sliding", "256"),
+        ("sliding", "512"),
+        ("semantic", "256"),
+        ("semantic", "512"),
+    ]
     assert float(rows[2][2]) > float(rows[0][2]) + 0.5
     assert "\r" in captured.err and "semantic@512" in captured.err
     document = json.loads(out.read_text())

@@ -94,7 +94,7 @@ def test_pinned_share_bounds_what_pinned_turns_take() -> None:
     ctx = memory.context(query=None)
     first = [t for t in memory.turns if t.number < 30]
     in_ctx = [t for t in first if set(t.ids) <= set(ctx.included)]
-    cost = sum(t.tokens(memory._counter) for t in in_ctx)  # noqa: SLF001
+    cost = sum(t.tokens(memory._counter) for t in in_ctx)
     assert 0 < cost <= 0.2 * 400 and len(in_ctx) < 30
 
 

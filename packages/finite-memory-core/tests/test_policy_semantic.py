@@ -89,7 +89,9 @@ def test_bm25_skips_common_terms_and_bounds_the_postings_walk() -> None:
 def test_hashing_embedder_is_unit_length_deterministic_and_lexical() -> None:
     embedder = HashingEmbedder()
     assert isinstance(embedder, Embedder) and embedder.dim == 256 and embedder.name == "hashing"
-    a, b, c, empty = embedder.embed(["My sister moved to Lisbon", "my sister is moving to lisbon", "quantum physics", ""])
+    a, b, c, empty = embedder.embed(
+        ["My sister moved to Lisbon", "my sister is moving to lisbon", "quantum physics", ""]
+    )
     assert math.isclose(sum(x * x for x in a), 1.0, rel_tol=1e-9)
     assert not any(empty)
     dot = sum(x * y for x, y in zip(a, b, strict=True))
@@ -135,7 +137,9 @@ def test_recent_turns_are_kept_first() -> None:
 def test_neighbours_come_with_a_hit() -> None:
     facts = {10: "Let me tell you about the bakery on Elm street."}
     for neighbours, expected in ((0, set()), (1, {9, 11})):
-        memory = chat(Memory("semantic", max_tokens=400, reserve_output=0, neighbours=neighbours, recent_turns=0), facts)
+        memory = chat(
+            Memory("semantic", max_tokens=400, reserve_output=0, neighbours=neighbours, recent_turns=0), facts
+        )
         kept = kept_turns(memory, "bakery Elm street")
         hit = turn_of(memory, "bakery")
         assert hit in kept
@@ -168,7 +172,9 @@ def test_dates_open_each_run_of_turns_and_the_budget_stays_exact() -> None:
     marks = [m.content.split("]")[0] + "]" for m in ctx.messages if m.content.startswith("[session ")]
     assert {"[session 1]", "[session 4]"} <= set(marks)  # the runs holding turns 3 and 30
     texts = [m.content for m in ctx.messages]
-    run_start = max(i for i, t in enumerate(texts) if t.startswith("[") and i <= texts.index("I adopted a greyhound called Pixel."))
+    run_start = max(
+        i for i, t in enumerate(texts) if t.startswith("[") and i <= texts.index("I adopted a greyhound called Pixel.")
+    )
     assert texts[run_start].startswith("[session 1]")
     assert memory.messages[6].content.startswith("I adopted")  # the archive is untouched
     assert ctx.tokens == memory.tokenizer.count_messages(ctx.messages) <= 500
@@ -227,7 +233,7 @@ def test_embedder_given_by_name_instance_or_wrong() -> None:
         Semantic(embedder=object())  # type: ignore[arg-type]
     from finite_memory import UnknownPluginError
 
-    with pytest.raises(UnknownPluginError, match="installed embedders: .*hashing"):
+    with pytest.raises(UnknownPluginError, match=r"installed embedders: .*hashing"):
         Semantic(embedder="nope")
 
 

@@ -67,7 +67,7 @@ class RunResult:
 
 def evidence_ids(qa: dict[str, Any]) -> list[str]:
     """A question's evidence line ids (LoCoMo sometimes joins two with ``;``)."""
-    out = []
+    out: list[str] = []
     for item in qa.get("evidence") or ():
         out.extend(part for part in str(item).replace(";", " ").split() if part)
     return out
@@ -126,7 +126,9 @@ def evaluate(
         budget=budget,
         overall=_mean(r for _, _, r in recalls),
         by_category={c: _mean(r for _, cat, r in recalls if cat == c) for c in sorted({c for _, c, _ in recalls})},
-        by_conversation={s: _mean(r for sid, _, r in recalls if sid == s) for s in dict.fromkeys(s for s, _, _ in recalls)},
+        by_conversation={
+            s: _mean(r for sid, _, r in recalls if sid == s) for s in dict.fromkeys(s for s, _, _ in recalls)
+        },
         questions=len(recalls),
         add_ms=add_time * 1000 / max(1, adds),
         context_ms=context_time * 1000 / max(1, contexts),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .._message import Message
@@ -67,7 +67,9 @@ class Semantic(Policy):
         if not isinstance(self.mmr_lambda, (int, float)) or not 0 <= self.mmr_lambda <= 1:
             raise ValueError(f"mmr_lambda must be a number between 0 and 1, got {self.mmr_lambda!r}")
         if self.dense_weight is not None and (
-            not isinstance(self.dense_weight, (int, float)) or isinstance(self.dense_weight, bool) or self.dense_weight < 0
+            not isinstance(self.dense_weight, (int, float))
+            or isinstance(self.dense_weight, bool)
+            or self.dense_weight < 0
         ):
             raise ValueError(f"dense_weight must be a number >= 0 or None, got {self.dense_weight!r}")
         if self.date_key is not None and not isinstance(self.date_key, str):
