@@ -61,6 +61,8 @@ def features(text: str) -> Features:
             start = True
             continue
         lower = token.lower()
+        if lower.endswith(("'s", "’s")):
+            lower = lower[:-2]
         if any(c.isdigit() for c in token):
             numbers += 1
             if len(token) == 4 and token.isdigit() and token[:2] in ("19", "20"):

@@ -15,38 +15,6 @@ from ..summarizers import Summarizer
 HEADER = "Summary of the earlier conversation:\n"
 
 
-def resolve_summarizer(summarizer: str | Summarizer) -> Summarizer:
-    """A summarizer instance from a registered name or an instance (checked)."""
-    if isinstance(summarizer, str):
-        from .._registry import load_plugin
-
-        made = load_plugin("summarizers", summarizer)()
-    else:
-        made = summarizer
-    if not isinstance(made, Summarizer):
-        raise TypeError(
-            "summarizer must be a registered summarizer name or an object with "
-            f"summarize(previous, evicted, max_tokens, count), not {type(made).__name__}"
-        )
-    return made
-
-
-def summarizer_option(summarizer: str | Summarizer) -> str:
-    """How a policy writes its ``summarizer`` option in a checkpoint: by registered name."""
-    if isinstance(summarizer, str):
-        return summarizer
-    name = getattr(summarizer, "name", None)
-    if isinstance(name, str):
-        from .._registry import plugins
-
-        if name in plugins("summarizers"):
-            return name
-    raise TypeError(
-        f"this policy's summarizer ({type(summarizer).__name__}) is an instance that is not registered "
-        "under its name in finite_memory.summarizers, so it cannot be saved; give it by name instead"
-    )
-
-
 class RunningSummary:
     """The summary of every turn up to ``covered``, never more than ``max_tokens`` as a message.
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..summarizers import Summarizer
 from ._base import Policy, PolicyInput, Selection
-from ._summary import RunningSummary, resolve_summarizer, summarizer_option
+from ._plugins import resolve, saved_name
+from ._summary import RunningSummary
 
 
 @dataclass
@@ -46,7 +47,11 @@ class RollingSummary(Policy):
                 raise ValueError(f"{option} must be an int >= 16, got {value!r}")
         if not isinstance(self.hysteresis, (int, float)) or not 0 <= self.hysteresis <= 0.9:
             raise ValueError(f"hysteresis must be a number in [0, 0.9], got {self.hysteresis!r}")
-        self._summary = RunningSummary(resolve_summarizer(self.summarizer), self.summary_tokens, self.chunk_tokens)
+        self._summary = RunningSummary(
+            resolve("summarizers", self.summarizer, Summarizer, "summarize(previous, evicted, max_tokens, count)"),
+            self.summary_tokens,
+            self.chunk_tokens,
+        )
 
     @property
     def summary(self) -> RunningSummary:
@@ -73,7 +78,7 @@ class RollingSummary(Policy):
 
     def options(self) -> dict[str, Any]:
         options = super().options()
-        options["summarizer"] = summarizer_option(self.summarizer)
+        options["summarizer"] = saved_name("summarizers", self.summarizer)
         return options
 
     def state(self) -> dict[str, Any]:
