@@ -11,7 +11,7 @@ from ._salience import features
 NAME_WEIGHT = 1.0
 NUMBER_WEIGHT = 1.0
 DATE_WEIGHT = 1.0
-QUESTION_WEIGHT = 0.5
+QUESTION_WEIGHT = 1.0
 
 
 class Information:

@@ -11,6 +11,9 @@ from .._salience import LABEL
 from .._turns import Turn
 from ..summarizers import Summarizer
 
+#: The most chunks of a backlog folded at once; older turns of a longer backlog are skipped.
+BACKLOG_CHUNKS = 32
+
 #: What the summary message says before the summary itself.
 HEADER = "Summary of the earlier conversation:\n"
 
@@ -42,6 +45,10 @@ class RunningSummary:
         caller shows. When an older turn is missing from the summary, the oldest turns of
         the window are folded too, until what stays unsummarized costs at most
         ``low_water`` tokens. Returns whether the summary changed.
+
+        A backlog longer than ``BACKLOG_CHUNKS`` chunks (a policy put on a long archive,
+        a first context after thousands of messages) is summarized from its newest
+        chunks only, so one call never costs more than that many summarizer calls.
         """
         if window_start <= 0 or turns[window_start - 1].number <= self.covered:
             return False
@@ -50,8 +57,11 @@ class RunningSummary:
         while cut < len(turns) and tail > low_water:
             tail -= turns[cut].tokens(counter)
             cut += 1
-        first = cut
+        first, backlog = cut, 0
         while first > 0 and turns[first - 1].number > self.covered:
+            backlog += turns[first - 1].tokens(counter)
+            if backlog > self.chunk_tokens * BACKLOG_CHUNKS:
+                break  # a backlog this long is summarized from its newest part only
             first -= 1
         self.fold(turns[first:cut], counter)
         return True
