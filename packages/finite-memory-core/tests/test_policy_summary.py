@@ -155,7 +155,10 @@ def test_a_smaller_budget_shows_a_shorter_copy_and_keeps_the_stored_summary() ->
     short, cost = summary.message(50, counter)
     assert short is not None and cost <= 50 and cost == counter.message(short)
     assert "Osaka" in short.content and summary.text == stored  # a copy for this context only
+    calls = summary.calls
     assert summary.message(50, counter) == (short, cost)  # cached
+    assert summary.message(63, counter) == summary.message(40, counter) == (short, cost)  # budgets in one step
+    assert summary.calls == calls
     assert summary.message(5, counter) == (None, 0)  # no room even for the header
 
 

@@ -63,7 +63,7 @@ def features(text: str) -> Features:
         lower = token.lower()
         if lower.endswith(("'s", "’s")):
             lower = lower[:-2]
-        if any(c.isdigit() for c in token):
+        if not token.isalpha() and any(c.isdigit() for c in token):
             numbers += 1
             if len(token) == 4 and token.isdigit() and token[:2] in ("19", "20"):
                 dates += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._counting import TokenCounter
@@ -13,6 +13,12 @@ from ..summarizers import Summarizer
 
 #: The most chunks of a backlog folded at once; older turns of a longer backlog are skipped.
 BACKLOG_CHUNKS = 32
+
+#: Budgets for a shortened summary are rounded down to a multiple of this many tokens.
+_STEP = 32
+
+#: Shortened summaries cached at once.
+_CACHED = 16
 
 #: What the summary message says before the summary itself.
 HEADER = "Summary of the earlier conversation:\n"
@@ -36,7 +42,7 @@ class RunningSummary:
         self.text = ""
         self.covered = -1  # the number of the newest turn folded in
         self.calls = 0  # summarizer calls made by this object (not saved)
-        self._message: tuple[tuple[str, object, int], Message | None, int] | None = None
+        self._messages: dict[tuple[str, object, int], tuple[Message | None, int]] = {}  # message() cache
 
     def advance(self, turns: Sequence[Turn], window_start: int, low_water: int, counter: TokenCounter) -> bool:
         """Fold the turns of ``turns[:window_start]`` not summarized yet, and then some.
@@ -104,22 +110,30 @@ class RunningSummary:
         """The summary as a system message costing at most ``bound`` tokens, and its cost.
 
         When the stored summary costs more (a smaller budget, another tokenizer), a
-        shorter copy is made for this context and cached; the stored one is untouched.
+        shorter copy is made for the context, its bound rounded down to a multiple of
+        ``_STEP`` tokens so that budgets moving by a few tokens share one cached copy;
+        the stored summary is untouched.
         """
-        key = (self.text, counter.key, bound)
-        if self._message is not None and self._message[0] == key:
-            return self._message[1], self._message[2]
-        made: Message | None = None
-        cost = 0
-        if self.text:
-            made = Message("system", HEADER + self.text)
-            cost = counter.message(made)
-            if cost > bound:
-                text = self._fit("", self.text.splitlines(), bound, counter)
-                made = Message("system", HEADER + text) if text else None
-                cost = counter.message(made) if made else 0
-        self._message = (key, made, cost)
-        return made, cost
+        if not self.text:
+            return None, 0
+        full = self._cached((self.text, counter.key, 0), lambda: self.text, counter)
+        if full[1] <= bound:
+            return full
+        step = bound - bound % _STEP if bound >= _STEP else bound
+        return self._cached(
+            (self.text, counter.key, step), lambda: self._fit("", self.text.splitlines(), step, counter), counter
+        )
+
+    def _cached(
+        self, key: tuple[str, object, int], make: Callable[[], str], counter: TokenCounter
+    ) -> tuple[Message | None, int]:
+        if key not in self._messages:
+            if len(self._messages) >= _CACHED:
+                self._messages.clear()
+            text = make()
+            made = Message("system", HEADER + text) if text else None
+            self._messages[key] = (made, counter.message(made) if made else 0)
+        return self._messages[key]
 
     def state(self) -> dict[str, Any]:
         """The summary and the newest turn it covers (JSON-ready)."""
@@ -131,4 +145,3 @@ class RunningSummary:
         if not isinstance(text, str) or not isinstance(covered, int) or isinstance(covered, bool):
             raise ValueError(f"a rolling summary state needs text (str) and covered (int), got {state!r}")
         self.text, self.covered = text, covered
-        self._message = None
