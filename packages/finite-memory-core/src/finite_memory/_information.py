@@ -59,7 +59,7 @@ class Information:
                 rarity += math.log(total / seen) / norm
             scores.append(
                 rarity
-                + NAME_WEIGHT * found.names
+                + NAME_WEIGHT * len(found.names)
                 + NUMBER_WEIGHT * found.numbers
                 + DATE_WEIGHT * found.dates
                 + QUESTION_WEIGHT * found.questions
