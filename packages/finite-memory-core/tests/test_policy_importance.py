@@ -73,6 +73,13 @@ def test_a_capitalised_word_at_a_sentence_start_is_no_name() -> None:
     assert inside > at_start + 0.5
 
 
+def test_a_name_said_all_the_time_is_no_news() -> None:
+    scorer = Information()
+    scorer.score([f"{text} Right, Mel?" for text in SMALL_TALK] * 20)
+    familiar, new = scorer.score(["We had a walk at home with Mel.", "We had a walk at home with Ingrid."])
+    assert new > familiar + 0.5
+
+
 def test_document_frequencies_are_incremental() -> None:
     scorer = Information()
     assert scorer.document_frequency("lisbon") == 0

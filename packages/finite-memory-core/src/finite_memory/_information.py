@@ -18,7 +18,8 @@ class Information:
     """Scores texts by information content, dependency-free.
 
     A text's score is the rarity of its content words plus a bonus for each name
-    (a capitalised word not at a sentence start), number, date and question it holds.
+    (a capitalised word not at a sentence start, weighed by its rarity too, so the
+    name of the person spoken to is no news), number, date and question it holds.
     A word's rarity is ``log(N / df) / log(N)`` over the ``N`` texts scored so far, 1
     for a word never seen before and near 0 for one in every text; document
     frequencies are updated as each text is scored and never recomputed, so a text
@@ -52,14 +53,14 @@ class Information:
             self._texts += 1
             total = self._texts + 1
             norm = math.log(total)
-            rarity = 0.0
+            rare: dict[str, float] = {}
             for word in set(found.terms):
                 seen = df.get(word, 0) + 1
                 df[word] = seen
-                rarity += math.log(total / seen) / norm
+                rare[word] = math.log(total / seen) / norm
             scores.append(
-                rarity
-                + NAME_WEIGHT * len(found.names)
+                sum(rare.values())
+                + NAME_WEIGHT * sum(rare.get(name, 1.0) for name in found.names)
                 + NUMBER_WEIGHT * found.numbers
                 + DATE_WEIGHT * found.dates
                 + QUESTION_WEIGHT * found.questions
