@@ -198,3 +198,19 @@ def test_scorer_by_name_instance_and_saving(tmp_path: Path) -> None:
 def test_bad_options_are_refused(options: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error):
         Importance(**options)  # type: ignore[arg-type]
+
+
+def test_inside_a_chat_the_question_brings_back_its_fact() -> None:
+    from finite_memory import Chat
+    from finite_memory.testing import EchoBackend
+
+    backend = EchoBackend()
+    memory = Memory("importance", max_tokens=300, reserve_output=50)
+    chat = Chat(backend=backend, memory=memory)
+    chat.send("My sister Ingrid moved to Tallinn on 4 March 2019.")
+    for i in range(40):
+        chat.send(SMALL_TALK[i % 3])
+    chat.send("Where did Ingrid move?")
+    sent = backend.calls[-1]
+    assert any("Tallinn" in m.content for m in sent)
+    assert memory.tokenizer.count_messages(sent) <= memory.budget

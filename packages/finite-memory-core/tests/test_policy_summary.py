@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -258,3 +259,23 @@ def test_the_summary_keeps_planted_facts_that_the_window_lost() -> None:
     assert sliding == pytest.approx(0.167, abs=0.05)
     assert summary == pytest.approx(0.40, abs=0.07)
     assert summary > 2 * sliding
+
+
+def test_inside_a_chat_the_prompt_sent_holds_the_summary_and_fits() -> None:
+    from finite_memory import Chat
+    from finite_memory.testing import EchoBackend
+
+    backend = EchoBackend()
+    memory = Memory("rolling_summary", max_tokens=300, reserve_output=50, summary_tokens=80)
+    chat = Chat(backend=backend, memory=memory)
+    for i in range(60):
+        reply = chat.send(f"Day {i}: I met Ravi{i} in Porto on 2 May 20{i:02d}.")
+        assert reply.stats["summary_tokens"] <= 80
+    sent = backend.calls[-1]
+    assert sent[0].content.startswith(HEADER)
+    summarized = set(re.findall(r"Ravi\d+", sent[0].content))
+    shown = set(re.findall(r"Ravi\d+", " ".join(m.content for m in sent[1:])))
+    assert summarized - shown  # the summary holds facts the window lost
+    assert memory.tokenizer.count_messages(sent) <= memory.budget
+    assert sent[-1].content == "Day 59: I met Ravi59 in Porto on 2 May 2059."
+    assert len(memory) == 120
