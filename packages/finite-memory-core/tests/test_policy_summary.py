@@ -279,3 +279,22 @@ def test_inside_a_chat_the_prompt_sent_holds_the_summary_and_fits() -> None:
     assert memory.tokenizer.count_messages(sent) <= memory.budget
     assert sent[-1].content == "Day 59: I met Ravi59 in Porto on 2 May 2059."
     assert len(memory) == 120
+
+
+def test_the_summarizer_never_gets_more_than_a_chunk() -> None:
+    seen: list[int] = []
+    grouped: list[int] = []
+
+    class Measuring(Extractive):
+        def summarize(self, previous: str, evicted: Sequence[str], max_tokens: int, count: Callable[[str], int]) -> str:
+            seen.append(sum(count(t) for t in evicted))
+            grouped.append(len(evicted))
+            return super().summarize(previous, evicted, max_tokens, count)
+
+    memory = Memory(RollingSummary(Measuring(), chunk_tokens=100), max_tokens=400, reserve_output=0)
+    for i in range(30):
+        memory.add("user", f"Report {i} from Oslo on 1 May: " + "the harbour was busy again " * (5 if i % 4 else 80))
+        memory.add("assistant", "Noted.")
+        memory.context()
+    assert seen and max(seen) <= 100  # a huge message is cut to a chunk
+    assert max(grouped) > 1  # small ones travel together

@@ -28,7 +28,7 @@ class RunningSummary:
     """The summary of every turn up to ``covered``, never more than ``max_tokens`` as a message.
 
     Turns are folded in oldest first, in chunks of at most ``chunk_tokens`` of text, so a
-    summarizer never sees more than that at once. :meth:`advance` adds hysteresis: once
+    summarizer never sees more than that at once (plus the previous summary). :meth:`advance` adds hysteresis: once
     a turn older than the recent window is still outside the summary, it folds up to the
     low-water mark, so the summarizer runs once per ``window - low_water`` tokens of new
     conversation rather than once a turn. Policies compose it (``rolling_summary``,
@@ -73,20 +73,30 @@ class RunningSummary:
         return True
 
     def fold(self, turns: Sequence[Turn], counter: TokenCounter) -> None:
-        """Fold ``turns`` (oldest first, all newer than ``covered``) into the summary."""
+        """Fold ``turns`` (oldest first, all newer than ``covered``) into the summary.
+
+        Each message goes to the summarizer as ``"speaker: text"`` (its name or role
+        unless the text starts with a speaker label), cut to ``chunk_tokens``.
+        """
         chunk: list[str] = []
         size = 0
         for turn in turns:
             if turn.number <= self.covered:
                 raise ValueError(f"turn {turn.number} is already in the summary (covered up to {self.covered})")
             for message in turn.messages:
-                if message.content:
-                    labelled = LABEL.match(message.content) is not None
-                    chunk.append(message.content if labelled else f"{message.name or message.role}: {message.content}")
-                    size += counter.text(message.content)
-            if size >= self.chunk_tokens:
-                self._fold_chunk(chunk, turn.number, counter)
-                chunk, size = [], 0
+                if not message.content:
+                    continue
+                text = message.content
+                if LABEL.match(text) is None:
+                    text = f"{message.name or message.role}: {text}"
+                cost = counter.text(text)
+                if cost > self.chunk_tokens:
+                    text, cost = text[: len(text) * self.chunk_tokens // cost], self.chunk_tokens
+                if chunk and size + cost > self.chunk_tokens:
+                    self._fold_chunk(chunk, turn.number - 1, counter)
+                    chunk, size = [], 0
+                chunk.append(text)
+                size += cost
         if turns:
             self._fold_chunk(chunk, turns[-1].number, counter)
 
