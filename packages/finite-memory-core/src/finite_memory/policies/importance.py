@@ -34,9 +34,10 @@ _CHARS_PER_TOKEN = 4
 class Importance(Policy):
     """Keep the turns that carry the most information per token, and the newest turns.
 
-    Every message is scored once, when it is archived, by a scorer (``information`` by
-    default: rare words, names, numbers, dates, questions); a turn's worth is the sum
-    of its messages' scores. Turns are kept ranked by worth per token as they arrive,
+    Every message is scored once by a scorer (``information`` by default: rare words,
+    names, numbers, dates, questions), in batches as messages are archived and at the
+    latest when the next context is built; a turn's worth is the sum of its messages'
+    scores. Turns are kept ranked by worth per token as they arrive,
     so building a context walks the ranking from the top, never the whole history.
     Kept turns go back into the context in conversation order.
 

@@ -21,6 +21,8 @@ class RollingSummary(Policy):
     hysteresis: when one must go, the oldest ``hysteresis`` share of the window goes with
     it, so the summarizer runs once every few turns, not every turn. The summary is state
     the archive cannot rebuild cheaply: :meth:`state` keeps it in checkpoints and stores.
+    The summary moves on when a context is built (where the window ends depends on the
+    budget), and a durable store writes it with the next message added.
 
     Options:
         summarizer: a registered summarizer name (``"extractive"``, the default, or
