@@ -23,6 +23,9 @@ _BATCH = 16
 #: Turns in a row that do not fit before the selection stops looking.
 _MAX_MISSES = 64
 
+#: The most turns a query re-ranks, whatever the budget.
+_POOL_TURNS = 1024
+
 #: Turns whose word sets are cached for query matching.
 _WORDS_CACHE = 8192
 
@@ -51,7 +54,8 @@ class Importance(Policy):
             An instance saves in a checkpoint by its registered ``name`` only.
         recent_turns: the newest turns always kept (when they fit). Default 2.
         query_weight: how much the query counts against importance; 0 ignores it. Default 1.
-        query_pool: how many budgets' worth of important turns the query re-ranks. Default 8.
+        query_pool: how many budgets' worth of important turns the query re-ranks (at most
+            1,024 turns). Default 8.
     """
 
     name = "importance"
@@ -146,27 +150,31 @@ class Importance(Policy):
     def _ranking(self, view: PolicyInput) -> Iterator[Turn]:
         """The older turns, best first (lazily): by importance, the query's pool re-ranked first."""
         turns = view.turns
-        first = turns[0].number if turns else 0
+        first, size = (turns[0].number if turns else 0), len(turns)
         open_keys = sorted((self._key_of(n), -n) for n in self._open)
 
-        def ranked() -> Iterator[Turn]:
-            for _, negative in heapq.merge(self._ranked, open_keys):
+        def ranked() -> Iterator[tuple[float, Turn]]:
+            for key, negative in heapq.merge(self._ranked, open_keys):
                 index = -negative - first  # turn numbers are consecutive
-                if 0 <= index < len(turns) and turns[index].number == -negative:
-                    yield turns[index]
+                if 0 <= index < size:
+                    turn = turns[index]
+                    if turn.number == -negative:
+                        yield -key, turn
 
         if not view.query or not self.query_weight:
-            yield from ranked()
+            for _, turn in ranked():
+                yield turn
             return
         pool_room = self.query_pool * view.budget
         pool: list[tuple[float, Turn]] = []
-        for turn in ranked():
-            pool.append((-self._key_of(turn.number), turn))
+        for worth, turn in ranked():
+            pool.append((worth, turn))
             pool_room -= view.tokens(turn)
-            if pool_room <= 0:
+            if pool_room <= 0 or len(pool) >= _POOL_TURNS:
                 break
         yield from self._blend(view.query, pool)
-        yield from ranked()
+        for _, turn in ranked():
+            yield turn
 
     def _blend(self, query: str, pool: list[tuple[float, Turn]]) -> list[Turn]:
         """The pool's turns ordered by importance plus ``query_weight`` times their match with ``query``.
