@@ -184,6 +184,15 @@ def test_scorer_by_name_instance_and_saving(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="returned 0 scores for 1 texts"):
         broken.context()
 
+    class NotANumber:
+        def score(self, texts: Sequence[str]) -> list[float]:
+            return [float("nan")] * len(texts)
+
+    odd = Memory(Importance(scorer=NotANumber()), max_tokens=200)
+    odd.add("user", "hello")
+    with pytest.raises(ValueError, match="must be finite"):
+        odd.context()
+
 
 @pytest.mark.parametrize(
     ("options", "error"),

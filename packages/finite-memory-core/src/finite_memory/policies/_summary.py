@@ -32,7 +32,11 @@ class RunningSummary:
     a turn older than the recent window is still outside the summary, it folds up to the
     low-water mark, so the summarizer runs once per ``window - low_water`` tokens of new
     conversation rather than once a turn. Policies compose it (``rolling_summary``,
-    ``hybrid``); :meth:`state` is what a checkpoint keeps.
+    ``hybrid``); :meth:`state` is what a checkpoint keeps. Inside a policy's ``select``::
+
+        summary.advance(view.turns, window_start, low_water, view.counter)  # fold what left the window
+        message, cost = summary.message(room_for_summary, view.counter)  # None, 0 when empty
+        return Selection(turns=..., prefix=[message] if message else [], summary_tokens=cost)
     """
 
     def __init__(self, summarizer: Summarizer, max_tokens: int, chunk_tokens: int) -> None:

@@ -115,9 +115,12 @@ class Importance(Policy):
             if len(scores) != len(pending):
                 raise ValueError(f"the scorer returned {len(scores)} scores for {len(pending)} texts")
             for (number, _), score in zip(pending, scores, strict=True):
+                value = float(score)
+                if not math.isfinite(value):
+                    raise ValueError(f"the scorer returned {score!r}; scores must be finite numbers")
                 worth = self._worth.get(number)
                 if worth is not None:
-                    worth[0] += float(score)
+                    worth[0] += value
         for number in [n for n in self._open if n < self._newest]:
             self._open.discard(number)
             key = (self._key_of(number), -number)
