@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from _durable_helpers import fill, questions, same_context
 
 from finite_memory import ApproxTokenizer, Memory
 from finite_memory._extractive import Extractive
+from finite_memory.eval.locomo import dialogue
+from finite_memory.eval.synthetic import generate_dataset
 from finite_memory.policies import RollingSummary
 from finite_memory.policies._summary import HEADER
 
@@ -153,7 +156,10 @@ def test_a_smaller_budget_shows_a_shorter_copy_and_keeps_the_stored_summary() ->
     short, cost = summary.message(50, counter)
     assert short is not None and cost <= 50 and cost == counter.message(short)
     assert "Osaka" in short.content and summary.text == stored  # a copy for this context only
+    calls = summary.calls
     assert summary.message(50, counter) == (short, cost)  # cached
+    assert summary.message(63, counter) == summary.message(40, counter) == (short, cost)  # budgets in one step
+    assert summary.calls == calls
     assert summary.message(5, counter) == (None, 0)  # no room even for the header
 
 
@@ -226,3 +232,69 @@ def test_unknown_summarizer_name_lists_the_installed_ones() -> None:
 
     with pytest.raises(UnknownPluginError, match="extractive"):
         RollingSummary(summarizer="nope")
+
+
+def answers_in_context(samples: list[dict], policy: str, budget: int) -> float:
+    """Share of questions whose answer text is somewhere in ``context(query=question)`` (summary included)."""
+    found = asked = 0
+    for sample in samples:
+        memory = Memory(policy, max_tokens=budget)
+        for i, line in enumerate(dialogue(sample)):
+            memory.add(line.role, line.content)
+            if i % 4 == 0:
+                memory.context()
+        for qa in sample["qa"]:
+            if qa["answer"]:
+                text = " ".join(m.content for m in memory.context(query=qa["question"]).messages)
+                found += str(qa["answer"]) in text
+                asked += 1
+    return found / asked
+
+
+def test_the_summary_keeps_planted_facts_that_the_window_lost() -> None:
+    samples = generate_dataset(conversations=3, seed=11)
+    sliding = answers_in_context(samples, "sliding", 512)
+    summary = answers_in_context(samples, "rolling_summary", 512)
+    # pinned figures (measured when written): sliding 0.167, rolling_summary 0.40
+    assert sliding == pytest.approx(0.167, abs=0.05)
+    assert summary == pytest.approx(0.40, abs=0.07)
+    assert summary > 2 * sliding
+
+
+def test_inside_a_chat_the_prompt_sent_holds_the_summary_and_fits() -> None:
+    from finite_memory import Chat
+    from finite_memory.testing import EchoBackend
+
+    backend = EchoBackend()
+    memory = Memory("rolling_summary", max_tokens=300, reserve_output=50, summary_tokens=80)
+    chat = Chat(backend=backend, memory=memory)
+    for i in range(60):
+        reply = chat.send(f"Day {i}: I met Ravi{i} in Porto on 2 May 20{i:02d}.")
+        assert reply.stats["summary_tokens"] <= 80
+    sent = backend.calls[-1]
+    assert sent[0].content.startswith(HEADER)
+    summarized = set(re.findall(r"Ravi\d+", sent[0].content))
+    shown = set(re.findall(r"Ravi\d+", " ".join(m.content for m in sent[1:])))
+    assert summarized - shown  # the summary holds facts the window lost
+    assert memory.tokenizer.count_messages(sent) <= memory.budget
+    assert sent[-1].content == "Day 59: I met Ravi59 in Porto on 2 May 2059."
+    assert len(memory) == 120
+
+
+def test_the_summarizer_never_gets_more_than_a_chunk() -> None:
+    seen: list[int] = []
+    grouped: list[int] = []
+
+    class Measuring(Extractive):
+        def summarize(self, previous: str, evicted: Sequence[str], max_tokens: int, count: Callable[[str], int]) -> str:
+            seen.append(sum(count(t) for t in evicted))
+            grouped.append(len(evicted))
+            return super().summarize(previous, evicted, max_tokens, count)
+
+    memory = Memory(RollingSummary(Measuring(), chunk_tokens=100), max_tokens=400, reserve_output=0)
+    for i in range(30):
+        memory.add("user", f"Report {i} from Oslo on 1 May: " + "the harbour was busy again " * (5 if i % 4 else 80))
+        memory.add("assistant", "Noted.")
+        memory.context()
+    assert seen and max(seen) <= 100  # a huge message is cut to a chunk
+    assert max(grouped) > 1  # small ones travel together

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from ._salience import LABEL, features, sentences
@@ -18,7 +19,7 @@ class Extractive:
     of lines, one per source text, each with its speaker label ("Maya: ...") when the
     text had one. Every fold weighs the previous summary's sentences (their worth times
     ``recency``, so old lines give way to equally salient new ones) and the evicted ones
-    together, and keeps the most salient per token that fit in ``max_tokens``. The
+    together, and keeps the most salient (for their length) that fit in ``max_tokens``. The
     result depends only on the arguments, so a restored summary goes on exactly as the
     original would.
     """
@@ -40,21 +41,21 @@ class Extractive:
             raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
         old = [line for line in previous.splitlines() if line.strip()]
         units = old + [t for t in evicted if t.strip()]
-        labels: list[str] = []
-        candidates: list[tuple[float, int, int, str, int]] = []  # (-density, unit, position, sentence, cost)
+        labels = [match.group(1) if (match := LABEL.match(text)) else "" for text in units]
+        speakers = frozenset(word.lower() for label in labels for word in label.split())
+        candidates: list[tuple[float, int, int, str, int]] = []  # (-worth, unit, position, sentence, cost)
         seen: dict[str, int] = {}
         for index, text in enumerate(units):
             match = LABEL.match(text)
-            labels.append(match.group(1) if match else "")
             weight = self.recency if index < len(old) else 1.0
             for position, sentence in enumerate(sentences(text[match.end() :] if match else text)):
-                value = _salience(sentence) * weight
+                value = _salience(sentence, speakers) * weight
                 if value <= 0:
                     continue
                 sentence = _clip(sentence)
                 seen[sentence.lower()] = len(candidates)  # a repeated sentence counts once, where it was last said
                 cost = max(1, count(sentence))
-                candidates.append((-value / cost, index, position, sentence, cost))
+                candidates.append((-value / math.sqrt(cost), index, position, sentence, cost))
         wanted = {i for i in seen.values()}
         ranked = sorted((c for i, c in enumerate(candidates) if i in wanted), key=lambda c: (c[0], -c[1], c[2]))
         room = max_tokens
@@ -71,13 +72,20 @@ class Extractive:
         return text
 
 
-def _salience(sentence: str) -> float:
+def _salience(sentence: str, speakers: frozenset[str]) -> float:
+    """What a sentence is worth: its specifics and content words, the speakers' own names left out."""
     found = features(sentence)
-    specifics = found.names + found.numbers + found.dates
-    content = min(len(found.terms), 12)
-    if not specifics and (found.questions or content < 3):
-        return 0.0  # small talk and questions without specifics say nothing worth keeping
+    names = [n for n in found.names if not _speaker(n, speakers)]
+    content = min(sum(not _speaker(t, speakers) for t in found.terms), 12)
+    specifics = len(names) + found.numbers + found.dates
+    if content < 2 or (not specifics and (found.questions or content < 3)):
+        return 0.0  # greetings, small talk and bare questions say nothing worth keeping
     return 1.5 * specifics + 0.5 * content
+
+
+def _speaker(word: str, speakers: frozenset[str]) -> bool:
+    """Whether ``word`` names a speaker or shortens one's name ("Mel" for "Melanie")."""
+    return word in speakers or (len(word) >= 3 and any(s.startswith(word) for s in speakers))
 
 
 def _clip(sentence: str) -> str:

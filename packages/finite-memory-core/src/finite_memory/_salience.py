@@ -45,7 +45,7 @@ class Features:
     """The salient parts of one text, counted once."""
 
     terms: tuple[str, ...]  # lower-cased content words, in order (stop words and numbers left out)
-    names: int  # capitalised words not at a sentence start
+    names: tuple[str, ...]  # lower-cased capitalised words not at a sentence start
     numbers: int  # tokens with a digit
     dates: int  # month and weekday names, years, relative days
     questions: int  # sentences ending with "?"
@@ -54,14 +54,17 @@ class Features:
 def features(text: str) -> Features:
     """Scan ``text`` once for its content words and specifics."""
     terms: list[str] = []
-    names = numbers = dates = 0
+    names: list[str] = []
+    numbers = dates = 0
     start = True
     for token in _TOKEN.findall(text):
         if token in _SENTENCE_END:
             start = True
             continue
         lower = token.lower()
-        if any(c.isdigit() for c in token):
+        if lower.endswith(("'s", "’s")):
+            lower = lower[:-2]
+        if not token.isalpha() and any(c.isdigit() for c in token):
             numbers += 1
             if len(token) == 4 and token.isdigit() and token[:2] in ("19", "20"):
                 dates += 1
@@ -71,9 +74,9 @@ def features(text: str) -> Features:
         elif lower not in STOP_WORDS:
             terms.append(lower)
             if not start and token[0].isupper() and token != "I":
-                names += 1
+                names.append(lower)
         start = False
-    return Features(tuple(terms), names, numbers, dates, text.count("?"))
+    return Features(tuple(terms), tuple(names), numbers, dates, text.count("?"))
 
 
 def sentences(text: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._counting import TokenCounter
@@ -11,51 +11,32 @@ from .._salience import LABEL
 from .._turns import Turn
 from ..summarizers import Summarizer
 
+#: The most chunks of a backlog folded at once; older turns of a longer backlog are skipped.
+BACKLOG_CHUNKS = 32
+
+#: Budgets for a shortened summary are rounded down to a multiple of this many tokens.
+_STEP = 32
+
+#: Shortened summaries cached at once.
+_CACHED = 16
+
 #: What the summary message says before the summary itself.
 HEADER = "Summary of the earlier conversation:\n"
-
-
-def resolve_summarizer(summarizer: str | Summarizer) -> Summarizer:
-    """A summarizer instance from a registered name or an instance (checked)."""
-    if isinstance(summarizer, str):
-        from .._registry import load_plugin
-
-        made = load_plugin("summarizers", summarizer)()
-    else:
-        made = summarizer
-    if not isinstance(made, Summarizer):
-        raise TypeError(
-            "summarizer must be a registered summarizer name or an object with "
-            f"summarize(previous, evicted, max_tokens, count), not {type(made).__name__}"
-        )
-    return made
-
-
-def summarizer_option(summarizer: str | Summarizer) -> str:
-    """How a policy writes its ``summarizer`` option in a checkpoint: by registered name."""
-    if isinstance(summarizer, str):
-        return summarizer
-    name = getattr(summarizer, "name", None)
-    if isinstance(name, str):
-        from .._registry import plugins
-
-        if name in plugins("summarizers"):
-            return name
-    raise TypeError(
-        f"this policy's summarizer ({type(summarizer).__name__}) is an instance that is not registered "
-        "under its name in finite_memory.summarizers, so it cannot be saved; give it by name instead"
-    )
 
 
 class RunningSummary:
     """The summary of every turn up to ``covered``, never more than ``max_tokens`` as a message.
 
     Turns are folded in oldest first, in chunks of at most ``chunk_tokens`` of text, so a
-    summarizer never sees more than that at once. :meth:`advance` adds hysteresis: once
+    summarizer never sees more than that at once (plus the previous summary). :meth:`advance` adds hysteresis: once
     a turn older than the recent window is still outside the summary, it folds up to the
     low-water mark, so the summarizer runs once per ``window - low_water`` tokens of new
     conversation rather than once a turn. Policies compose it (``rolling_summary``,
-    ``hybrid``); :meth:`state` is what a checkpoint keeps.
+    ``hybrid``); :meth:`state` is what a checkpoint keeps. Inside a policy's ``select``::
+
+        summary.advance(view.turns, window_start, low_water, view.counter)  # fold what left the window
+        message, cost = summary.message(room_for_summary, view.counter)  # None, 0 when empty
+        return Selection(turns=..., prefix=[message] if message else [], summary_tokens=cost)
     """
 
     def __init__(self, summarizer: Summarizer, max_tokens: int, chunk_tokens: int) -> None:
@@ -65,7 +46,7 @@ class RunningSummary:
         self.text = ""
         self.covered = -1  # the number of the newest turn folded in
         self.calls = 0  # summarizer calls made by this object (not saved)
-        self._message: tuple[tuple[str, object, int], Message | None, int] | None = None
+        self._messages: dict[tuple[str, object, int], tuple[Message | None, int]] = {}  # message() cache
 
     def advance(self, turns: Sequence[Turn], window_start: int, low_water: int, counter: TokenCounter) -> bool:
         """Fold the turns of ``turns[:window_start]`` not summarized yet, and then some.
@@ -74,6 +55,10 @@ class RunningSummary:
         caller shows. When an older turn is missing from the summary, the oldest turns of
         the window are folded too, until what stays unsummarized costs at most
         ``low_water`` tokens. Returns whether the summary changed.
+
+        A backlog longer than ``BACKLOG_CHUNKS`` chunks (a policy put on a long archive,
+        a first context after thousands of messages) is summarized from its newest
+        chunks only, so one call never costs more than that many summarizer calls.
         """
         if window_start <= 0 or turns[window_start - 1].number <= self.covered:
             return False
@@ -82,27 +67,40 @@ class RunningSummary:
         while cut < len(turns) and tail > low_water:
             tail -= turns[cut].tokens(counter)
             cut += 1
-        first = cut
+        first, backlog = cut, 0
         while first > 0 and turns[first - 1].number > self.covered:
+            backlog += turns[first - 1].tokens(counter)
+            if backlog > self.chunk_tokens * BACKLOG_CHUNKS:
+                break  # a backlog this long is summarized from its newest part only
             first -= 1
         self.fold(turns[first:cut], counter)
         return True
 
     def fold(self, turns: Sequence[Turn], counter: TokenCounter) -> None:
-        """Fold ``turns`` (oldest first, all newer than ``covered``) into the summary."""
+        """Fold ``turns`` (oldest first, all newer than ``covered``) into the summary.
+
+        Each message goes to the summarizer as ``"speaker: text"`` (its name or role
+        unless the text starts with a speaker label), cut to ``chunk_tokens``.
+        """
         chunk: list[str] = []
         size = 0
         for turn in turns:
             if turn.number <= self.covered:
                 raise ValueError(f"turn {turn.number} is already in the summary (covered up to {self.covered})")
             for message in turn.messages:
-                if message.content:
-                    labelled = LABEL.match(message.content) is not None
-                    chunk.append(message.content if labelled else f"{message.name or message.role}: {message.content}")
-                    size += counter.text(message.content)
-            if size >= self.chunk_tokens:
-                self._fold_chunk(chunk, turn.number, counter)
-                chunk, size = [], 0
+                if not message.content:
+                    continue
+                text = message.content
+                if LABEL.match(text) is None:
+                    text = f"{message.name or message.role}: {text}"
+                cost = counter.text(text)
+                if cost > self.chunk_tokens:
+                    text, cost = text[: len(text) * self.chunk_tokens // cost], self.chunk_tokens
+                if chunk and size + cost > self.chunk_tokens:
+                    self._fold_chunk(chunk, turn.number - 1, counter)
+                    chunk, size = [], 0
+                chunk.append(text)
+                size += cost
         if turns:
             self._fold_chunk(chunk, turns[-1].number, counter)
 
@@ -126,22 +124,30 @@ class RunningSummary:
         """The summary as a system message costing at most ``bound`` tokens, and its cost.
 
         When the stored summary costs more (a smaller budget, another tokenizer), a
-        shorter copy is made for this context and cached; the stored one is untouched.
+        shorter copy is made for the context, its bound rounded down to a multiple of
+        ``_STEP`` tokens so that budgets moving by a few tokens share one cached copy;
+        the stored summary is untouched.
         """
-        key = (self.text, counter.key, bound)
-        if self._message is not None and self._message[0] == key:
-            return self._message[1], self._message[2]
-        made: Message | None = None
-        cost = 0
-        if self.text:
-            made = Message("system", HEADER + self.text)
-            cost = counter.message(made)
-            if cost > bound:
-                text = self._fit("", self.text.splitlines(), bound, counter)
-                made = Message("system", HEADER + text) if text else None
-                cost = counter.message(made) if made else 0
-        self._message = (key, made, cost)
-        return made, cost
+        if not self.text:
+            return None, 0
+        full = self._cached((self.text, counter.key, 0), lambda: self.text, counter)
+        if full[1] <= bound:
+            return full
+        step = bound - bound % _STEP if bound >= _STEP else bound
+        return self._cached(
+            (self.text, counter.key, step), lambda: self._fit("", self.text.splitlines(), step, counter), counter
+        )
+
+    def _cached(
+        self, key: tuple[str, object, int], make: Callable[[], str], counter: TokenCounter
+    ) -> tuple[Message | None, int]:
+        if key not in self._messages:
+            if len(self._messages) >= _CACHED:
+                self._messages.clear()
+            text = make()
+            made = Message("system", HEADER + text) if text else None
+            self._messages[key] = (made, counter.message(made) if made else 0)
+        return self._messages[key]
 
     def state(self) -> dict[str, Any]:
         """The summary and the newest turn it covers (JSON-ready)."""
@@ -153,4 +159,3 @@ class RunningSummary:
         if not isinstance(text, str) or not isinstance(covered, int) or isinstance(covered, bool):
             raise ValueError(f"a rolling summary state needs text (str) and covered (int), got {state!r}")
         self.text, self.covered = text, covered
-        self._message = None

@@ -12,7 +12,8 @@ from ..embedders import Embedder
 from ..summarizers import Summarizer
 from ._base import Policy, PolicyInput, Selection
 from ._knapsack import knapsack
-from ._summary import RunningSummary, resolve_summarizer, summarizer_option
+from ._plugins import resolve, saved_name
+from ._summary import RunningSummary
 from .semantic import Semantic
 
 _SHARES = ("pinned_share", "recent_share", "summary_share")
@@ -96,7 +97,10 @@ class Hybrid(Policy):
             dense_weight=self.dense_weight,
             date_key=self.date_key,
         )
-        self._summary = RunningSummary(resolve_summarizer(self.summarizer), self.summary_tokens, self.chunk_tokens)
+        summarizer = resolve(
+            "summarizers", self.summarizer, Summarizer, "summarize(previous, evicted, max_tokens, count)"
+        )
+        self._summary = RunningSummary(summarizer, self.summary_tokens, self.chunk_tokens)
 
     @property
     def summary(self) -> RunningSummary:
@@ -106,7 +110,7 @@ class Hybrid(Policy):
     def options(self) -> dict[str, Any]:
         options = super().options()
         options["embedder"] = self._retrieval.options()["embedder"]
-        options["summarizer"] = summarizer_option(self.summarizer)
+        options["summarizer"] = saved_name("summarizers", self.summarizer)
         return options
 
     def state(self) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..summarizers import Summarizer
 from ._base import Policy, PolicyInput, Selection
-from ._summary import RunningSummary, resolve_summarizer, summarizer_option
+from ._plugins import resolve, saved_name
+from ._summary import RunningSummary
 
 
 @dataclass
@@ -20,6 +21,8 @@ class RollingSummary(Policy):
     hysteresis: when one must go, the oldest ``hysteresis`` share of the window goes with
     it, so the summarizer runs once every few turns, not every turn. The summary is state
     the archive cannot rebuild cheaply: :meth:`state` keeps it in checkpoints and stores.
+    The summary moves on when a context is built (where the window ends depends on the
+    budget), and a durable store writes it with the next message added.
 
     Options:
         summarizer: a registered summarizer name (``"extractive"``, the default, or
@@ -46,7 +49,11 @@ class RollingSummary(Policy):
                 raise ValueError(f"{option} must be an int >= 16, got {value!r}")
         if not isinstance(self.hysteresis, (int, float)) or not 0 <= self.hysteresis <= 0.9:
             raise ValueError(f"hysteresis must be a number in [0, 0.9], got {self.hysteresis!r}")
-        self._summary = RunningSummary(resolve_summarizer(self.summarizer), self.summary_tokens, self.chunk_tokens)
+        self._summary = RunningSummary(
+            resolve("summarizers", self.summarizer, Summarizer, "summarize(previous, evicted, max_tokens, count)"),
+            self.summary_tokens,
+            self.chunk_tokens,
+        )
 
     @property
     def summary(self) -> RunningSummary:
@@ -73,7 +80,7 @@ class RollingSummary(Policy):
 
     def options(self) -> dict[str, Any]:
         options = super().options()
-        options["summarizer"] = summarizer_option(self.summarizer)
+        options["summarizer"] = saved_name("summarizers", self.summarizer)
         return options
 
     def state(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from .._turns import Turn
 from ..embedders import Embedder
 from ._base import Policy, PolicyInput, Selection
 from ._dates import fit_dated
+from ._plugins import resolve, saved_name
 from ._retrieval import TurnIndex
 
 
@@ -74,14 +75,14 @@ class Semantic(Policy):
             raise ValueError(f"dense_weight must be a number >= 0 or None, got {self.dense_weight!r}")
         if self.date_key is not None and not isinstance(self.date_key, str):
             raise TypeError(f"date_key must be a str or None, got {self.date_key!r}")
-        embedder = resolve_embedder(self.embedder)
+        embedder = resolve("embedders", self.embedder, Embedder, "dim and embed(texts) -> list[list[float]]")
         self._index = TurnIndex(embedder, dense_pool=self.dense_pool, date_key=self.date_key or "")
         weight = self.dense_weight if self.dense_weight is not None else getattr(embedder, "fusion_weight", 1.0)
         self._dense_weight = float(weight)
 
     def options(self) -> dict[str, Any]:
         options = super().options()
-        options["embedder"] = embedder_name(self.embedder)
+        options["embedder"] = saved_name("embedders", self.embedder)
         return options
 
     def on_add(self, turn: Turn, message: Message) -> None:
@@ -159,30 +160,3 @@ class Semantic(Policy):
         if self.date_key is None:
             return turns
         return fit_dated(turns, self._index.dates, view, room)
-
-
-def resolve_embedder(embedder: str | Embedder) -> Embedder:
-    """An embedder instance from a registered name (built with no arguments) or an instance."""
-    if isinstance(embedder, str):
-        from .._registry import load_plugin
-
-        built = load_plugin("embedders", embedder)()
-    else:
-        built = embedder
-    if not isinstance(built, Embedder):
-        raise TypeError(f"embedder must be a registered name or have dim and embed(texts), got {embedder!r}")
-    return built
-
-
-def embedder_name(embedder: str | Embedder) -> str:
-    """The name a checkpoint saves for ``embedder``; an unnamed instance cannot be saved."""
-    if isinstance(embedder, str):
-        return embedder
-    name = getattr(embedder, "name", None)
-    if not isinstance(name, str) or not name:
-        raise TypeError(
-            f"embedder {embedder!r} has no registered name, so this policy's options cannot be saved; "
-            "give the embedder by name (embedder='hashing') or give the instance a 'name' registered in "
-            "the finite_memory.embedders entry points"
-        )
-    return name
