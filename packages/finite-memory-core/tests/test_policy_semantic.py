@@ -364,3 +364,32 @@ def test_checkpoint_and_sqlite_reopen_rebuild_the_same_index(tmp_path: Path) -> 
     again = Memory("semantic", max_tokens=500, reserve_output=100, store=url, session="u", **options)
     for q in questions(sessions=6):
         same_context(live, again, q)
+
+
+@pytest.mark.parametrize("policy", ["semantic", "hybrid"])
+def test_inside_a_chat_the_question_brings_back_its_fact(policy: str) -> None:
+    from finite_memory import Chat
+    from finite_memory.testing import EchoBackend
+
+    backend = EchoBackend()
+    memory = Memory(policy, max_tokens=300, reserve_output=50)
+    chat = Chat(backend=backend, memory=memory)
+    chat.send("My locker code is 4417, please remember it.")
+    for i in range(40):
+        chat.send(FILLER[i % len(FILLER)] + f" ({i})")
+    chat.send("What is my locker code?")
+    sent = backend.calls[-1]
+    assert any("4417" in m.content for m in sent[:-1])  # retrieved from 40 turns back
+    assert sent[-1].content == "What is my locker code?"
+    assert memory.tokenizer.count_messages(sent) <= memory.budget
+    assert len(memory) == 84
+
+
+def test_an_embedder_returning_the_wrong_number_of_vectors_is_named() -> None:
+    class Short(CountingEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            return super().embed(texts)[:-1]
+
+    memory = chat(Memory(Semantic(embedder=Short()), max_tokens=300, reserve_output=0), {}, turns=3)
+    with pytest.raises(ValueError, match="embedder returned 5 vectors for 6 texts"):
+        memory.context(query="pasta")
