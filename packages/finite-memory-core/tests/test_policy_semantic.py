@@ -390,6 +390,8 @@ def test_an_embedder_returning_the_wrong_number_of_vectors_is_named() -> None:
         def embed(self, texts: Sequence[str]) -> list[list[float]]:
             return super().embed(texts)[:-1]
 
-    memory = chat(Memory(Semantic(embedder=Short()), max_tokens=300, reserve_output=0), {}, turns=3)
+    policy = Semantic(embedder=Short())
+    memory = chat(Memory(policy, max_tokens=300, reserve_output=0), {}, turns=3)
     with pytest.raises(ValueError, match="embedder returned 5 vectors for 6 texts"):
         memory.context(query="pasta")
+    assert len(policy._index._pending) == 6  # the batch stays queued for the next try

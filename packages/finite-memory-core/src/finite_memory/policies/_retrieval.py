@@ -80,10 +80,11 @@ class TurnIndex:
         """Embed the queued messages in one batch and fold them into their turns' vectors."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
+        pending = self._pending
         vectors = self.embedder.embed([text for _, text in pending])
         if len(vectors) != len(pending):
             raise ValueError(f"embedder returned {len(vectors)} vectors for {len(pending)} texts")
+        self._pending = []  # only now: a failed batch stays queued and is tried again
         for (number, _), vector in zip(pending, vectors, strict=True):
             unit = self._vectors.get(number)
             if unit is None:
