@@ -185,13 +185,12 @@ class Hybrid(Policy):
         return Selection(turns=kept, prefix=[message] if message else [], summary_tokens=cost)
 
     def _pinned_turns(self, turns: Sequence[Turn]) -> list[Turn]:
+        """The first ``sink_turns`` turns, then the turns pinned through ``meta``, oldest first."""
         first = list(turns[: self.sink_turns])
-        if not self._pinned:
-            return first
         numbers = {t.number for t in first}
-        lo = turns[0].number
-        extra = [turns[n - lo] for n in sorted(self._pinned) if 0 <= n - lo < len(turns) and n not in numbers]
-        return first + [t for t in extra if t.number in self._pinned]
+        index = self._retrieval.index.turns
+        lo, hi = turns[0].number, turns[-1].number
+        return first + [index[n] for n in sorted(self._pinned) if lo <= n <= hi and n not in numbers and n in index]
 
     def _summarize(self, view: PolicyInput, start: int, room: int) -> tuple[Message | None, int]:
         """Fold the turns before the recent window into the summary; its message within ``room``."""

@@ -80,6 +80,11 @@ class Semantic(Policy):
         weight = self.dense_weight if self.dense_weight is not None else getattr(embedder, "fusion_weight", 1.0)
         self._dense_weight = float(weight)
 
+    @property
+    def index(self) -> TurnIndex:
+        """The retrieval index (BM25 postings, embeddings, session dates), in step with the archive."""
+        return self._index
+
     def options(self) -> dict[str, Any]:
         options = super().options()
         options["embedder"] = saved_name("embedders", self.embedder)
