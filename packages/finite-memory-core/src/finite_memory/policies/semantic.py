@@ -22,10 +22,19 @@ class Semantic(Policy):
     Turns are ranked by BM25 over an incremental inverted index and by embedding
     similarity, the two rankings fused by reciprocal rank fusion, then reordered by
     maximal marginal relevance so near-duplicates do not crowd out other evidence.
-    Each hit brings the turns around it when they fit (an answer often spans them);
-    what budget is left goes to the most recent turns. Each run of kept turns from one
-    session opens with that session's date, taken from the messages' ``meta``. With no
-    query, this is a sliding window.
+    (The default ``hashing`` embedder declares a fusion weight of 0: fused, it lowered
+    recall, so it serves MMR's similarity and the queries BM25 cannot match; a neural
+    embedder fuses with its own weight.) Each hit brings the turns around it when they
+    fit, first on the side of its best-matching line (an exchange spans turns); what
+    budget is left goes to the most recent turns. Each run of kept turns from one
+    session opens with that session's date, taken from the messages' ``meta``, as
+    ``[date] `` in front of its first message: the context's copy is marked, the archive
+    is not, and the marks are counted in the budget. With no query, this is a sliding
+    window.
+
+    Cost: a message is analysed and embedded once (embeddings in batches); a query
+    costs its own embedding, a walk over at most 2,000 postings, at most ``dense_pool``
+    dot products and an MMR over ``candidates`` hits, whatever the archive's length.
 
     Options:
         embedder: an embedder name registered in ``finite_memory.embedders``
