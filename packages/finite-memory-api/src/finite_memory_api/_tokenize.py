@@ -26,7 +26,14 @@ class ServerTokenizer:
     """
 
     def __init__(
-        self, backend: HTTPBackend, url: str, flavor: str, *, per_message: int = 4, per_prompt: int = 3, cache_size: int = 4096
+        self,
+        backend: HTTPBackend,
+        url: str,
+        flavor: str,
+        *,
+        per_message: int = 4,
+        per_prompt: int = 3,
+        cache_size: int = 4096,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"tokenize must be one of {', '.join(map(repr, FLAVORS))}, got {flavor!r}")

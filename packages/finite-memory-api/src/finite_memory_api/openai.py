@@ -136,7 +136,11 @@ def _completion(text: str, calls: Any, finish: str, usage: Any) -> Completion:
 
 def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
     function = call["function"]
-    return {"id": call["id"], "type": "function", "function": {"name": function["name"], "arguments": function.get("arguments") or ""}}
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": function["name"], "arguments": function.get("arguments") or ""},
+    }
 
 
 class _OpenAIStream(StreamAssembler):
