@@ -5,7 +5,7 @@ It answers ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``POST /toke
 ``ThreadingHTTPServer`` in a daemon thread. It is not a language model: it echoes the
 last user message, and calls the first tool it is offered when the last message is the
 user's. Its usage counts come from its own tokenizer rule (words cut into pieces of at
-most five letters, each punctuation mark one token, three tokens a message and three a
+most four letters, each punctuation mark one token, three tokens a message and three a
 prompt), which is deliberately not the ``ApproxTokenizer``'s characters-over-four rule.
 
 ``server.faults`` is a list the next requests consume, one fault each:
@@ -37,7 +37,7 @@ _TOKEN = re.compile(r"[^\W\d_]+|\d|[^\w\s]")
 
 def count_tokens(text: str) -> int:
     """The server's tokenizer rule for one text."""
-    return sum(max(1, math.ceil(len(t) / 5)) if t[0].isalpha() else 1 for t in _TOKEN.findall(text))
+    return sum(max(1, math.ceil(len(t) / 4)) if t[0].isalpha() else 1 for t in _TOKEN.findall(text))
 
 
 def tokens_of(text: str) -> list[int]:

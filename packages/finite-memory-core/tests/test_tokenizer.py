@@ -51,3 +51,17 @@ def test_calibration_rejects_bad_usage_and_state_round_trips() -> None:
         ApproxTokenizer(scale=0)
     with pytest.raises(ValueError):
         ApproxTokenizer(per_message=-1)
+
+
+def test_calibration_follows_recent_prompts_over_the_first_ones() -> None:
+    # The first prompt is counted at 2 tokens per estimated token, the next ones at 1:
+    # recent prompts hold the conversation as it is now, so the fit must follow them.
+    tok = ApproxTokenizer()
+    messages = [Message("user", "abcd " * 200)]
+    raw_tokens = tok.count_messages(messages) - tok.per_prompt - tok.per_message
+    overhead = tok.per_prompt + tok.per_message
+    tok.calibrate(messages, 2 * raw_tokens + overhead)
+    assert tok.scale == pytest.approx(2.0, rel=0.01)
+    for _ in range(4):
+        tok.calibrate(messages, raw_tokens + overhead)
+    assert tok.scale == pytest.approx(1.0, rel=0.05)  # a plain running sum would still say 1.2
