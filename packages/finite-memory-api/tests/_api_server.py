@@ -84,7 +84,7 @@ class FakeLLMServer(ThreadingHTTPServer):
         self.faults: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.reply_words: int | None = None  # cut every reply to this many words
+        self.delay = 0.0  # seconds every request waits before it is answered
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -187,6 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {"path": self.path, "headers": dict(self.headers), "body": body, "port": self.client_address[1]}
             )
         fault = self.server.next_fault()
+        if self.server.delay:
+            time.sleep(self.server.delay)
         anthropic = self.path == "/v1/messages"
         if fault.startswith("slow:"):
             time.sleep(float(fault.split(":")[1]))
@@ -229,10 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
             return "", {"id": "call_1", "name": "get_weather", "arguments": {"city": "Lisbon"}}
         if last.get("kind") == "tool_result":
             return f"The tool said: {last['text']}", None
-        words = ["echo:", *last["text"].split()]
-        if self.server.reply_words is not None:
-            words = words[: self.server.reply_words]
-        return " ".join(words), None
+        return " ".join(["echo:", *last["text"].split()]), None
 
     # -- OpenAI ---------------------------------------------------------------------------
 
