@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 
+from _api_probe import api_only_turn
 from _api_server import FakeLLMServer
-
-#: Modules an API-only install holds besides the standard library: core, this package,
-#: httpx and its dependencies. The probe below refuses every other third-party module,
-#: so the figure does not depend on what else this test environment has installed
-#: (httpx imports click, rich and pygments for its own CLI when they are present).
-API_ONLY = ["finite_memory", "finite_memory_api", "httpx", "httpcore", "h11", "anyio", "sniffio", "idna", "certifi"]
-API_ONLY += ["exceptiongroup", "typing_extensions"]
-
-BLOCKER = f"""
-import importlib.abc, sys
-class _APIOnly(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        top = name.partition(".")[0]
-        if top in sys.stdlib_module_names or top in {API_ONLY!r}:
-            return None
-        raise ModuleNotFoundError(f"{{name}} is not part of an API-only install", name=name)
-sys.meta_path.insert(0, _APIOnly())
-"""
-
-RSS_PROBE = """
-import sys
-from finite_memory import Chat, Memory
-chat = Chat("openai:test-model", Memory(max_tokens=2048), base_url=sys.argv[1] + "/v1", api_key="sk-rss")
-text = "".join(chat.stream("hello")) + chat.send("again").text
-status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-kib = lambda key: int(status[key].split()[0])
-print(json.dumps({"text": text, "rss_kib": kib("VmRSS"), "peak_kib": kib("VmHWM")}))
-"""
 
 
 def run(code: str, *args: str) -> str:
@@ -72,6 +44,7 @@ def test_core_and_its_cli_load_no_httpx() -> None:
 
 
 def test_an_api_only_process_stays_under_40_mb_after_a_chat_turn(server: FakeLLMServer) -> None:
-    out = json.loads(run(BLOCKER + "import json\n" + RSS_PROBE, server.url))
+    out = api_only_turn(server.url)
     assert out["text"] == "echo: helloecho: again"
+    assert "httpx" in out["modules"] and "torch" not in out["modules"]
     assert out["rss_kib"] < 40 * 1024, f"RSS {out['rss_kib'] / 1024:.1f} MiB"
