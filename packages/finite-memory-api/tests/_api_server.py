@@ -14,7 +14,9 @@ prompt), which is deliberately not the ``ApproxTokenizer``'s characters-over-fou
 half-way, with no terminator), ``"drop"`` (the connection dies half-way through a
 stream), ``"slow:SECONDS"`` (sleep, then answer), ``"bad_json"`` (a 200 whose body is
 not JSON), ``"bad_sse"`` (a stream with a line that is not an SSE field) and
-``"bad_chunk"`` (a stream with an event whose data is not JSON).
+``"error_200"`` (an error body with status 200), ``"bad_chunk"`` (a stream with an event
+whose data is not JSON) and ``"stall:SECONDS"`` (a stream that stops half-way for that
+long, then goes on).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def anthropic_prompt_tokens(body: dict[str, Any]) -> int:
 class FakeLLMServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default backlog of 5 resets connections when 50 clients connect at once
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -175,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk("this line is not an SSE field\n\n")
             if i == half and fault == "bad_chunk":
                 self._chunk('data: {"choices": [oops\n\n')
+            if i == half and fault.startswith("stall:"):
+                time.sleep(float(fault.split(":")[1]))
             self._chunk(event)
         self._end_stream()
 
@@ -203,6 +208,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "401":
             key = self.headers.get("x-api-key") or (self.headers.get("authorization") or "").removeprefix("Bearer ")
             return self._error(401, f"Incorrect API key provided: {key}", anthropic)
+        if fault == "error_200":
+            if anthropic:
+                return self._send_json(
+                    200, {"type": "error", "error": {"type": "overloaded_error", "message": "overloaded"}}
+                )
+            return self._send_json(200, {"error": {"message": "overloaded"}})
         if fault == "bad_json":
             return self._send_raw(200, b'{"choices": [ this is not json')
         if self.path == "/tokenize":

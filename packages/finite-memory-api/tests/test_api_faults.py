@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import time
@@ -132,12 +133,13 @@ def test_a_server_that_quotes_the_key_has_it_redacted(
         ("drop", "the stream broke"),
         ("bad_sse", "malformed stream"),
         ("bad_chunk", "malformed stream"),
+        ("stall:0.6", "the stream broke: timed out"),
     ],
 )
 def test_broken_streams_are_errors_never_short_answers(
     server: FakeLLMServer, provider: str, mode: str, fault: str, says: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    chat = make_chat(server, provider)
+    chat = make_chat(server, provider, timeout=0.3)
     turn(chat, "send", "a first turn that works")
     server.faults = [fault]
     exc = fail(chat, mode, caplog)
@@ -202,3 +204,20 @@ def test_the_key_is_in_no_repr_log_or_checkpoint(
         assert KEY not in text
     with pytest.raises(TypeError, match="pickled"):
         pickle.dumps(backend._key)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_error_sent_with_status_200_is_an_error(server: FakeLLMServer, provider: str) -> None:
+    backend = make_backend(server, provider)
+    server.faults = ["error_200"]
+    with pytest.raises(BackendError, match="the server sent an error: overloaded"):
+        backend.complete([Message("user", "x")])
+    backend.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_async_calls_work_across_event_loops(server: FakeLLMServer, provider: str) -> None:
+    chat = make_chat(server, provider)
+    for i in range(3):  # a script calling asyncio.run once per turn, never closing in between
+        assert asyncio.run(chat.asend(f"loop {i}")).text == f"echo: loop {i}"
+    asyncio.run(chat.aclose())

@@ -112,6 +112,7 @@ class HTTPBackend:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._async_client: httpx.AsyncClient | None = None
+        self._async_loop: object = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -158,8 +159,15 @@ class HTTPBackend:
         return self._client
 
     def _aclient(self) -> httpx.AsyncClient:
-        if self._async_client is None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            # An async client's connections belong to the event loop that opened them; a
+            # new loop (a second ``asyncio.run``) gets a new client. The old loop is gone
+            # with its sockets, so there is nothing left to close.
             self._async_client = httpx.AsyncClient(transport=self._async_transport, **self._client_options())
+            self._async_loop = loop
         return self._async_client
 
     def _request_headers(self) -> dict[str, str]:
@@ -334,8 +342,12 @@ class HTTPBackend:
         """Close both clients' connections."""
         self.close()
         if self._async_client is not None:
-            await self._async_client.aclose()
-            self._async_client = None
+            import asyncio
+
+            client, loop = self._async_client, self._async_loop
+            self._async_client = self._async_loop = None
+            if loop is asyncio.get_running_loop():  # a finished loop took its sockets with it
+                await client.aclose()
 
     def __enter__(self) -> HTTPBackend:
         return self

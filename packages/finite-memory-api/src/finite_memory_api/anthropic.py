@@ -98,7 +98,8 @@ class AnthropicBackend(HTTPBackend):
 
     def _parse(self, data: Any) -> Completion:
         if data.get("type") == "error":
-            raise ValueError(data.get("error"))
+            error = data.get("error") or {}
+            raise ValueError(f"the server sent an error: {error.get('message')} ({error.get('type')})")
         text, calls = [], []
         for block in data["content"]:
             if block["type"] == "text":

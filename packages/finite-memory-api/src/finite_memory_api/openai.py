@@ -97,6 +97,9 @@ class OpenAIBackend(HTTPBackend):
         return super()._payload(messages, options, stream)
 
     def _parse(self, data: Any) -> Completion:
+        if "error" in data:  # some servers answer an error with status 200
+            error = data["error"]
+            raise ValueError(f"the server sent an error: {error.get('message') if isinstance(error, dict) else error}")
         choice = data["choices"][0]
         message = choice["message"]
         calls = message.get("tool_calls") or None
