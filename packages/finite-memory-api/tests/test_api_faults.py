@@ -221,3 +221,14 @@ def test_async_calls_work_across_event_loops(server: FakeLLMServer, provider: st
     for i in range(3):  # a script calling asyncio.run once per turn, never closing in between
         assert asyncio.run(chat.asend(f"loop {i}")).text == f"echo: loop {i}"
     asyncio.run(chat.aclose())
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stream_closed_early_is_a_cancelled_turn(server: FakeLLMServer, provider: str) -> None:
+    chat = make_chat(server, provider)
+    pieces = chat.stream("one two three four")
+    assert next(pieces) == "echo:"
+    pieces.close()
+    assert len(chat.memory) == 0 and chat.last_reply is None
+    assert turn(chat, "send", "next") == "echo: next", "the backend stays usable"
+    chat.close()

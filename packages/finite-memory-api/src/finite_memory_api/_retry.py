@@ -46,7 +46,7 @@ class Retry:
             return None
         if retry_after is not None:
             return retry_after if retry_after <= self.max_retry_after else None
-        wait = min(self.max_backoff, self.backoff * 2**attempt)
+        wait = min(self.max_backoff, self.backoff * 2.0**attempt)
         return wait * (1 - self.jitter * random.random())
 
 
