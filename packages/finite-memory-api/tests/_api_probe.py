@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -51,7 +52,9 @@ print(json.dumps({"text": text, "rss_kib": kib("VmRSS"), "peak_kib": kib("VmHWM"
 def api_only_turn(base_url: str, *, api_only: bool = True) -> dict[str, Any]:
     """Run one streamed and one whole turn in a fresh interpreter; its RSS and modules."""
     code = (_BLOCKER if api_only else "") + _TURN
-    result = subprocess.run([sys.executable, "-c", code, base_url], capture_output=True, text=True, timeout=60)
+    # no coverage tracer in the probe (pytest-cov starts one in subprocesses): it would count as the process's memory
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
+    result = subprocess.run([sys.executable, "-c", code, base_url], capture_output=True, text=True, timeout=60, env=env)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     return json.loads(result.stdout)  # type: ignore[no-any-return]

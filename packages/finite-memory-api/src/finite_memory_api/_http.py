@@ -382,8 +382,8 @@ def _timing(started: float, retries: int) -> dict[str, Any]:
 
 def _describe(exc: Exception) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-    detail = str(exc) or type(exc).__name__
-    return f"{kind} ({type(exc).__name__}: {detail})"
+    detail = f": {exc}" if str(exc) else ""
+    return f"{kind} ({type(exc).__name__}{detail})"
 
 
 def _server_message(response: httpx.Response) -> str:
