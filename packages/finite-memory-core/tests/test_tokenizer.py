@@ -65,3 +65,21 @@ def test_calibration_follows_recent_prompts_over_the_first_ones() -> None:
     for _ in range(4):
         tok.calibrate(messages, raw_tokens + overhead)
     assert tok.scale == pytest.approx(1.0, rel=0.05)  # a plain running sum would still say 1.2
+
+
+def test_calibration_leaves_out_the_rounding_of_each_message() -> None:
+    # A "real" tokenizer whose per-message counts are 1.3 x the raw estimate, rounded to
+    # the nearest token; the estimate rounds each message up, so a fit that ignored that
+    # would over-count every prompt of many short messages by half a token a message.
+    tok = ApproxTokenizer()
+
+    def real(messages: list[Message]) -> int:
+        return tok.per_prompt + sum(tok.per_message + round(1.3 * len(m.content) / 4) for m in messages)
+
+    def conversation(start: int) -> list[Message]:
+        return [Message("user", "w" * (5 + (i * 7) % 23)) for i in range(start, start + 60)]
+
+    for start in range(0, 300, 60):
+        tok.calibrate(conversation(start), real(conversation(start)))
+    fresh = conversation(1000)
+    assert abs(tok.count_messages(fresh) - real(fresh)) <= 0.01 * real(fresh)

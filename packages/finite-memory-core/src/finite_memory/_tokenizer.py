@@ -80,7 +80,8 @@ class ApproxTokenizer:
         if not isinstance(prompt_tokens, int) or prompt_tokens <= 0:
             raise ValueError(f"prompt_tokens must be a positive int, got {prompt_tokens!r}")
         raw = sum(_message_raw(m) for m in messages)
-        content_tokens = prompt_tokens - self.per_prompt - self.per_message * len(messages)
+        # count_message rounds each message up, half a token on average: leave that out of the fit
+        content_tokens = prompt_tokens - self.per_prompt - (self.per_message + 0.5) * len(messages)
         if raw <= 0 or content_tokens <= 0:
             return
         self._seen_tokens = self._seen_tokens * _DECAY + content_tokens
