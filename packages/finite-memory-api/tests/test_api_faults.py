@@ -73,7 +73,7 @@ def test_500_then_success(server: FakeLLMServer, provider: str, mode: str, caplo
     server.faults = ["500"]
     assert turn(chat, mode, "again") == "echo: again"
     assert len(server.requests) == 2
-    assert "HTTP 500; retry 1/2" in caplog.text
+    assert f"HTTP 500 from {chat.backend.url}; retry 1/2" in caplog.text  # type: ignore[attr-defined]
     chat.close()
 
 

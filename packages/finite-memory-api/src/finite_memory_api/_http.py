@@ -182,7 +182,7 @@ class HTTPBackend:
             try:
                 response = client.send(request, stream=stream)
             except httpx.TransportError as exc:
-                wait = self._give_up_or_wait(exc, None, attempt)
+                wait = self._give_up_or_wait(url, exc, None, attempt)
             else:
                 if response.status_code < 400:
                     return response, attempt
@@ -190,7 +190,7 @@ class HTTPBackend:
                     response.read()
                 finally:
                     response.close()
-                wait = self._give_up_or_wait(None, response, attempt)
+                wait = self._give_up_or_wait(url, None, response, attempt)
             time.sleep(wait)
             attempt += 1
 
@@ -205,7 +205,7 @@ class HTTPBackend:
             try:
                 response = await client.send(request, stream=stream)
             except httpx.TransportError as exc:
-                wait = self._give_up_or_wait(exc, None, attempt)
+                wait = self._give_up_or_wait(url, exc, None, attempt)
             else:
                 if response.status_code < 400:
                     return response, attempt
@@ -213,27 +213,29 @@ class HTTPBackend:
                     await response.aread()
                 finally:
                     await response.aclose()
-                wait = self._give_up_or_wait(None, response, attempt)
+                wait = self._give_up_or_wait(url, None, response, attempt)
             await asyncio.sleep(wait)
             attempt += 1
 
-    def _give_up_or_wait(self, exc: Exception | None, response: httpx.Response | None, attempt: int) -> float:
+    def _give_up_or_wait(self, url: str, exc: Exception | None, response: httpx.Response | None, attempt: int) -> float:
         """Seconds to wait before the next try, or raise the ``BackendError`` that ends the call."""
         wait: float | None = None
         if response is not None:
             if response.status_code in RETRY_STATUSES:
                 wait = self.retry.delay(attempt, retry_after(response.headers))
             if wait is None:
-                raise self._status_error(response, attempt)
+                raise self._status_error(url, response, attempt)
             why = f"HTTP {response.status_code}"
         else:
             assert exc is not None
             wait = self.retry.delay(attempt)
             why = _describe(exc)
             if wait is None:
-                raise self._error(f"{why} calling {self.url}", None, attempt) from exc
+                raise self._error(f"{why} calling {url}", None, attempt) from exc
         self.retries += 1
-        logger.info("%s: %s; retry %d/%d in %.2f s", self.name, why, attempt + 1, self.retry.max_retries, wait)
+        logger.info(
+            "%s: %s from %s; retry %d/%d in %.2f s", self.name, why, url, attempt + 1, self.retry.max_retries, wait
+        )
         return wait
 
     def _error(self, message: str, status: int | None, retries: int) -> BackendError:
@@ -244,16 +246,16 @@ class HTTPBackend:
             text = self._key.redact(text)
         return BackendError(text, status=status, retries=retries)
 
-    def _status_error(self, response: httpx.Response, retries: int) -> BackendError:
+    def _status_error(self, url: str, response: httpx.Response, retries: int) -> BackendError:
         message = _server_message(response)
-        return self._error(f"HTTP {response.status_code} from {self.url}: {message}", response.status_code, retries)
+        return self._error(f"HTTP {response.status_code} from {url}: {message}", response.status_code, retries)
 
     def _json(self, response: httpx.Response, retries: int) -> Any:
         try:
             return json.loads(response.content)
         except ValueError:
             snippet = response.text[:200]
-            raise self._error(f"malformed JSON in the reply from {self.url}: {snippet!r}", None, retries) from None
+            raise self._error(f"malformed JSON in the reply from {response.url}: {snippet!r}", None, retries) from None
 
     def _completion(self, data: Any, started: float, retries: int) -> Completion:
         try:
