@@ -15,7 +15,8 @@ half-way, with no terminator), ``"drop"`` (the connection dies half-way through 
 stream), ``"slow:SECONDS"`` (sleep, then answer), ``"bad_json"`` (a 200 whose body is
 not JSON), ``"bad_sse"`` (a stream with a line that is not an SSE field) and
 ``"error_200"`` (an error body with status 200), ``"bad_chunk"`` (a stream with an event
-whose data is not JSON) and ``"stall:SECONDS"`` (a stream that stops half-way for that
+whose data is not JSON), ``"error_event"`` (an error event half-way through a stream) and
+``"stall:SECONDS"`` (a stream that stops half-way for that
 long, then goes on).
 """
 
@@ -165,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.shutdown(socket.SHUT_RDWR)
         self.close_connection = True
 
-    def _stream(self, events: list[str], fault: str) -> None:
+    def _stream(self, events: list[str], fault: str, error_event: str) -> None:
         self._start_stream()
         half = len(events) // 2
         for i, event in enumerate(events):
@@ -178,6 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk("this line is not an SSE field\n\n")
             if i == half and fault == "bad_chunk":
                 self._chunk('data: {"choices": [oops\n\n')
+            if i == half and fault == "error_event":  # the server gives up mid-stream, as Anthropic's "overloaded"
+                self._chunk(error_event)
+                break
             if i == half and fault.startswith("stall:"):
                 time.sleep(float(fault.split(":")[1]))
             self._chunk(event)
@@ -313,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(f"data: {json.dumps({'id': 'chatcmpl-1', 'choices': [], 'usage': usage})}\n\n")
         events.append("data: [DONE]\n\n")
-        self._stream(events, fault)
+        self._stream(events, fault, 'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n')
 
     # -- Anthropic --------------------------------------------------------------------------
 
@@ -398,7 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
             events.append(event("content_block_stop", {"index": index}))
         events.append(event("message_delta", {"delta": {"stop_reason": stop}, "usage": {"output_tokens": output}}))
         events.append(event("message_stop", {}))
-        self._stream(events, fault)
+        self._stream(events, fault, event("error", {"error": {"type": "overloaded_error", "message": "overloaded"}}))
 
 
 def _pieces(text: str) -> Iterator[str]:

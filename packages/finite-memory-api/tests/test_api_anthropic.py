@@ -9,7 +9,7 @@ from _api_server import KEY, FakeLLMServer, anthropic_prompt_tokens
 
 from finite_memory import Chat, Completion, Memory, Message
 from finite_memory_api import AnthropicBackend
-from finite_memory_api.anthropic import to_anthropic
+from finite_memory_api.anthropic import _tool, _tool_choice, to_anthropic
 
 TOOLS = [
     {
@@ -145,3 +145,13 @@ def test_environment_defaults(server: FakeLLMServer, monkeypatch: pytest.MonkeyP
     with Chat("anthropic:claude-env", Memory(max_tokens=512, reserve_output=32)) as chat:
         assert chat.send("hi").text == "echo: hi"
     assert server.requests[0]["headers"]["x-api-key"] == KEY
+
+
+def test_openai_tool_choices_and_tools_convert_and_others_pass() -> None:
+    assert _tool_choice("auto") == {"type": "auto"} and _tool_choice("none") == {"type": "none"}
+    assert _tool_choice("required") == {"type": "any"}
+    assert _tool_choice({"type": "function", "function": {"name": "f"}}) == {"type": "tool", "name": "f"}
+    assert _tool_choice({"type": "any"}) == {"type": "any"}
+    native = {"name": "f", "input_schema": {"type": "object"}}
+    assert _tool(native) is native
+    assert _tool({"type": "function", "function": {"name": "g"}}) == {"name": "g", "input_schema": {"type": "object"}}

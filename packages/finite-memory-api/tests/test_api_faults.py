@@ -134,6 +134,7 @@ def test_a_server_that_quotes_the_key_has_it_redacted(
         ("bad_sse", "malformed stream"),
         ("bad_chunk", "malformed stream"),
         ("stall:0.6", "the stream broke: timed out"),
+        ("error_event", "the server sent an error mid-stream"),
     ],
 )
 def test_broken_streams_are_errors_never_short_answers(

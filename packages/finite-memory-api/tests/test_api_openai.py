@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from _api_server import KEY, FakeLLMServer, openai_prompt_tokens
 
@@ -167,3 +168,10 @@ def test_retry_rejects_bad_settings() -> None:
         Retry(jitter=2)
     with pytest.raises(ValueError, match="backoff"):
         Retry(backoff=-1)
+
+
+def test_a_transport_given_is_the_one_used(server: FakeLLMServer) -> None:
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1))
+    with backend(server, transport=transport) as b:
+        assert b.complete([Message("user", "through my transport")]).text == "echo: through my transport"
+        assert b._client is not None and b._client._transport is transport
