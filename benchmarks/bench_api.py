@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "finite-memory-api" / "tests"))
 
 import httpx
-from _api_probe import api_only_turn
+from _api_probe import BLOCKER, api_only_turn
 from _api_server import FakeLLMServer
 
 from finite_memory import Chat, Memory, Message
@@ -142,7 +142,10 @@ def imports_and_rss(server: FakeLLMServer, repeats: int) -> None:
         f"import finite_memory_api:                   {package:6.1f} ms  (+{package - bare:.1f} ms; "
         f"target < {IMPORT_TARGET_MS:.0f} ms)  {verdict(package - bare < IMPORT_TARGET_MS)}"
     )
+    api_only = import_ms(BLOCKER + "from finite_memory_api import OpenAIBackend", repeats)
+    blocker = import_ms(BLOCKER, repeats)
     print(f"from finite_memory_api import OpenAIBackend: {backend:6.1f} ms  (+{backend - bare:.1f} ms, loads httpx)")
+    print(f"  the same in an API-only process:            (+{api_only - blocker:.1f} ms)")
 
     print("\n== resident memory after one streamed and one whole turn ==")
     api_only = api_only_turn(server.url)

@@ -26,7 +26,8 @@ API_ONLY = (
     "typing_extensions",
 )
 
-_BLOCKER = f"""
+#: Code that makes an interpreter refuse every third-party module outside ``API_ONLY``.
+BLOCKER = f"""
 import importlib.abc, sys
 class _APIOnly(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -51,7 +52,7 @@ print(json.dumps({"text": text, "rss_kib": kib("VmRSS"), "peak_kib": kib("VmHWM"
 
 def api_only_turn(base_url: str, *, api_only: bool = True) -> dict[str, Any]:
     """Run one streamed and one whole turn in a fresh interpreter; its RSS and modules."""
-    code = (_BLOCKER if api_only else "") + _TURN
+    code = (BLOCKER if api_only else "") + _TURN
     # no coverage tracer in the probe (pytest-cov starts one in subprocesses): it would count as the process's memory
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
     result = subprocess.run([sys.executable, "-c", code, base_url], capture_output=True, text=True, timeout=60, env=env)
