@@ -77,3 +77,36 @@ def test_a_failed_turn_is_reported_and_not_saved() -> None:
 def test_an_unknown_backend_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["chat", "--backend", "nope:model", "--store", f"sqlite:///{tmp_path}/c.db"]) == 2
     assert "unknown backend 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_chat_in_a_terminal_prompts_and_ends_on_ctrl_d(tmp_path: Path) -> None:
+    import os
+    import select
+    import subprocess
+
+    leader, follower = os.openpty()
+    command = [sys.executable, "-m", "finite_memory", "chat", "--backend", "echo:tty"]
+    proc = subprocess.Popen(
+        [*command, "--store", f"sqlite:///{tmp_path}/tty.db"], stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    seen = b""
+
+    def read_until(marker: bytes, times: int = 1) -> None:
+        nonlocal seen
+        while seen.count(marker) < times:
+            ready, _, _ = select.select([leader], [], [], 30)
+            assert ready, f"no {marker!r} in {seen!r}"
+            seen += os.read(leader, 4096)
+
+    try:
+        read_until(b"you> ")
+        os.write(leader, b"hello from a terminal\n")
+        read_until(b"echo: hello from a terminal")
+        read_until(b"you> ", times=2)
+        os.write(leader, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        os.close(leader)

@@ -6,6 +6,7 @@ The backend loads when the command runs, so building the parser imports no HTTP 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -70,12 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _loop(chat: Chat, args: argparse.Namespace, lines: TextIO, out: TextIO) -> int:
     show_stats = args.stats
-    interactive = lines.isatty()
+    read = _prompt if lines.isatty() else lines.readline
     while True:
-        if interactive:
-            out.write("you> ")
-            out.flush()
-        line = lines.readline()
+        line = read()
         if not line:
             return 0
         text = line.strip()
@@ -94,6 +92,16 @@ def _loop(chat: Chat, args: argparse.Namespace, lines: TextIO, out: TextIO) -> i
             continue
         if _turn(chat, text, args.stream, out) and show_stats:
             print(_stats(chat), file=out)
+
+
+def _prompt() -> str:
+    """A line typed at the terminal, with line editing and history where ``readline`` exists."""
+    with contextlib.suppress(ImportError):  # input() edits lines and keeps history once readline is loaded
+        import readline  # noqa: F401
+    try:
+        return input("you> ") + "\n"
+    except EOFError:
+        return ""
 
 
 def _turn(chat: Chat, text: str, stream: bool, out: TextIO) -> bool:
