@@ -12,7 +12,7 @@ from finite_memory import BackendError, Completion, Message, SyncBackend
 
 from ._tokenizer import ChatTemplateTokenizer
 
-_OPTIONS = ("max_new_tokens", "temperature", "top_p", "top_k", "seed")
+_OPTIONS = ("max_new_tokens", "temperature", "top_p", "top_k", "seed", "detached")
 _DTYPES = ("float32", "float16", "bfloat16", "auto")
 DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -42,7 +42,9 @@ class HFBackend(SyncBackend):
         attn_implementation: passed to ``from_pretrained`` (``"eager"``, ``"sdpa"``...).
 
     Generation options for ``complete``/``stream``: ``max_new_tokens`` (default 256),
-    ``temperature`` (0 or absent = greedy), ``top_p``, ``top_k``, ``seed``.
+    ``temperature`` (0 or absent = greedy), ``top_p``, ``top_k``, ``seed``, and ``detached``
+    (run this prompt on a cache of its own and leave the kept one untouched: side jobs
+    such as a summary between two chat turns).
     ``Completion.stats`` holds ``prefill_tokens`` (run through the model this turn),
     ``reused_tokens`` (served from the kept cache), ``moved_tokens`` (of those, moved by
     attention-sink mode), ``generated_tokens``, ``prefill_ms``, ``decode_ms``, ``total_ms``.
@@ -89,14 +91,12 @@ class HFBackend(SyncBackend):
             raise ValueError(f"max_context {max_context} is above what the model allows ({model_limit})")
         self.max_context: int | None = max_context or model_limit
         self.reuse_cache = bool(reuse_cache)
-        if attention_sink:
-            from ._kv import supports_attention_sink
+        from ._kv import KVState, supports_attention_sink
 
+        if attention_sink:
             why = supports_attention_sink(self.model)
             if why:
                 raise ValueError(f"attention_sink does not work with {model!r}: {why}")
-        from ._kv import KVState
-
         self._kv = KVState(self.model, attention_sink=attention_sink)
         self._stop_ids = _stop_ids(self.model, hf_tokenizer)
         self._busy = threading.Lock()
@@ -141,7 +141,9 @@ class HFBackend(SyncBackend):
             raise BackendError(f"{self.name} is already generating; one turn at a time per backend")
         try:
             start = time.perf_counter()
-            kv = self._kv
+            from ._kv import KVState
+
+            kv = KVState(self.model) if settings["detached"] else self._kv
             if not self.reuse_cache:
                 kv.clear()
             reuse = kv.fit(prompt)
@@ -219,7 +221,14 @@ def _settings(options: dict[str, Any]) -> dict[str, Any]:
     seed = options.get("seed")
     if seed is not None and not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
-    return {"max_new_tokens": max_new, "temperature": float(temperature), "top_p": float(top_p), "top_k": top_k, "seed": seed}
+    return {
+        "max_new_tokens": max_new,
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "top_k": top_k,
+        "seed": seed,
+        "detached": bool(options.get("detached", False)),
+    }
 
 
 def _pick(logits: Any, settings: dict[str, Any], generator: Any) -> int:
