@@ -100,7 +100,9 @@ class KVState:
         shift = offset - keep
         cos, sin = self._rotation(-shift)
         for layer in self.cache.layers:
-            keys = torch.cat([layer.keys[..., :keep, :], _rotate(layer.keys[..., offset : offset + length, :], cos, sin)], dim=-2)
+            keys = torch.cat(
+                [layer.keys[..., :keep, :], _rotate(layer.keys[..., offset : offset + length, :], cos, sin)], dim=-2
+            )
             values = torch.cat([layer.values[..., :keep, :], layer.values[..., offset : offset + length, :]], dim=-2)
             layer.keys, layer.values = keys, values
 

@@ -68,7 +68,6 @@ class HFBackend(SyncBackend):
             raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
         if max_context is not None and (not isinstance(max_context, int) or max_context <= 0):
             raise ValueError(f"max_context must be a positive int, got {max_context!r}")
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch_dtype = _dtype(dtype, device)
