@@ -89,7 +89,7 @@ def test_a_tokenizer_without_chat_template_is_refused_unless_one_is_given(tiny_m
     config = json.loads((plain / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)
     (plain / "tokenizer_config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="has no chat template.*chat_template="):
+    with pytest.raises(ValueError, match=r"has no chat template.*chat_template="):
         HFBackend(str(plain))
     given = HFBackend(str(plain), chat_template=CHAT_TEMPLATE)
     assert given.tokenizer.count_messages([Message("user", "hi")]) > 0
@@ -126,7 +126,7 @@ def test_attention_sink_needs_rotary_positions(tiny_model: Path, tmp_path: Path)
     GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
     tokenizer.save_pretrained(tmp_path / "gpt2")
     assert HFBackend(str(tmp_path / "gpt2")).complete([Message("user", "hi")], max_new_tokens=3).usage
-    with pytest.raises(ValueError, match="attention_sink does not work with .* no rotary position embedding"):
+    with pytest.raises(ValueError, match=r"attention_sink does not work with .* no rotary position embedding"):
         HFBackend(str(tmp_path / "gpt2"), attention_sink=True)
 
 

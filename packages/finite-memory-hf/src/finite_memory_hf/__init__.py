@@ -22,7 +22,14 @@ _EXPORTS: dict[str, str] = {
     "build_tiny_model": ".testing",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AttentionScorer",
+    "ChatTemplateTokenizer",
+    "HFBackend",
+    "MiniLMEmbedder",
+    "ModelSummarizer",
+    "build_tiny_model",
+]
 
 if TYPE_CHECKING:
     from ._tokenizer import ChatTemplateTokenizer
