@@ -1,0 +1,196 @@
+"""Local-model figures: cross-turn KV-cache reuse against re-prefilling the whole context, on CPU.
+
+One run, one tiny random-weight Llama chat model (built here, no download), three
+backends side by side on the same conversation and the same memory settings
+(``sliding`` with ``low_water=0.5`` at a 2,048-token budget):
+
+- ``fresh``: re-prefills the whole prompt every turn (``reuse_cache=False``), the baseline;
+- ``reuse``: keeps the KV cache and prefills only what follows the common prefix
+  (exact: its greedy replies must equal ``fresh``'s, checked every turn);
+- ``sink``: ``reuse`` plus attention-sink splicing after evictions (approximate).
+
+"New tokens" of a turn are the template tokens of the messages that were not in the
+previous prompt: the previous reply and the new user message. A perfect cache prefills
+exactly those. The optional ``--locomo`` section measures evidence recall of the
+``semantic`` and ``hybrid`` policies with the MiniLM embedder on LoCoMo at 1,024 tokens.
+
+    python benchmarks/bench_hf.py --quick     # 40 turns, the figures below (~1-2 min on 2 cores)
+    python benchmarks/bench_hf.py             # 80 turns on a wider model
+    python benchmarks/bench_hf.py --quick --locomo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from finite_memory import Chat, Memory, Message, plugins
+
+PREFILL_TARGET = 1.3  # prefilled tokens <= 1.3x the new tokens
+SPEEDUP_TARGET = 3.0  # wall time per turn >= 3x faster than re-prefilling
+LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo-dev.json"
+NAMES = ["Ana", "Bob", "Carol", "Dave", "Lisbon", "Oslo", "Tokyo", "Paris", "May", "June"]
+
+
+def user_text(rng: random.Random, i: int) -> str:
+    words = " ".join(
+        rng.choice(["about", "the", "trip", "to", "my", "sister", "and", "plan", "next", "week"])
+        for _ in range(rng.randint(20, 40))
+    )
+    return f"Turn {i}: {rng.choice(NAMES)} said {words}; note the number {rng.randint(10, 99999)}."
+
+
+def mark(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def run_reuse(quick: bool) -> None:
+    from finite_memory_hf import HFBackend
+    from finite_memory_hf.testing import build_tiny_model
+
+    turns = 40 if quick else 80
+    # wide enough that a forward pass costs compute, not just Python overhead, as with real models on CPU
+    shape = {"hidden_size": 512, "layers": 4, "heads": 8} if quick else {"hidden_size": 768, "layers": 6, "heads": 12}
+    max_new = 16
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_tiny_model(Path(tmp) / "tiny", **shape)
+        backends = {
+            "fresh": HFBackend(str(path), reuse_cache=False),
+            "reuse": HFBackend(str(path)),
+            "sink": HFBackend(str(path), attention_sink=True),
+        }
+        params = sum(p.numel() for p in backends["fresh"].model.parameters())
+        print(f"model: Llama {shape}, {params / 1e6:.1f} M parameters, float32, CPU threads {_threads()}")
+        print(
+            f"conversation: {turns} turns, budget 2,048 tokens (reserve {max_new}), sliding low_water=0.5, "
+            f"max_new_tokens={max_new}, greedy"
+        )
+        chats = {
+            name: Chat(
+                b, Memory("sliding", max_tokens=2048, reserve_output=max_new, system="You are brief.", low_water=0.5)
+            )
+            for name, b in backends.items()
+        }
+        tok = backends["reuse"].tokenizer
+        rng = random.Random(0)
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in chats}
+        new_tokens: list[int] = []
+        identical = 0
+        previous_reply: str | None = None
+        for i in range(turns):
+            text = user_text(rng, i)
+            new = tok.count_message(Message("user", text)) + (
+                tok.count_message(Message("assistant", previous_reply)) if previous_reply is not None else tok.base()
+            )
+            new_tokens.append(new)
+            replies = {}
+            for name, chat in chats.items():
+                start = time.perf_counter()
+                reply = chat.send(text, max_new_tokens=max_new, temperature=0)
+                wall = (time.perf_counter() - start) * 1000
+                replies[name] = reply.text
+                rows[name].append(
+                    {"wall_ms": wall, "prefill": reply.stats["prefill_tokens"], "prompt": reply.usage["prompt_tokens"]}
+                )
+            identical += replies["reuse"] == replies["fresh"]
+            previous_reply = replies["fresh"]
+
+        total_new = sum(new_tokens)
+        print(f"  context at the end: {rows['fresh'][-1]['prompt']} tokens; new tokens over {turns} turns: {total_new}")
+        print(f"  greedy replies of reuse identical to fresh prefill: {identical}/{turns}  {mark(identical == turns)}")
+        print(
+            f"  {'backend':<7} {'prefilled':>10} {'prefill/new':>12} {'median turn':>12} {'worst turn':>11} "
+            f"{'ms/turn':>8} {'ms/turn 2nd half':>17} {'speedup':>8}"
+        )
+        fresh_ms = statistics.mean(r["wall_ms"] for r in rows["fresh"])
+        fresh_late = statistics.mean(r["wall_ms"] for r in rows["fresh"][turns // 2 :])
+        for name, data in rows.items():
+            prefilled = sum(r["prefill"] for r in data)
+            per_turn = [r["prefill"] / n for r, n in zip(data, new_tokens, strict=True)]
+            ms = statistics.mean(r["wall_ms"] for r in data)
+            late = statistics.mean(r["wall_ms"] for r in data[turns // 2 :])
+            print(
+                f"  {name:<7} {prefilled:>10} {prefilled / total_new:>11.2f}x {statistics.median(per_turn):>11.2f}x "
+                f"{max(per_turn):>10.1f}x {ms:>8.1f} {late:>17.1f} {fresh_ms / ms:>7.2f}x"
+            )
+        for name in ("reuse", "sink"):
+            ratio = sum(r["prefill"] for r in rows[name]) / total_new
+            speedup = fresh_ms / statistics.mean(r["wall_ms"] for r in rows[name])
+            print(
+                f"  {name}: prefilled/new tokens {ratio:.2f}x "
+                f"(target <= {PREFILL_TARGET}x) {mark(ratio <= PREFILL_TARGET)}; "
+                f"wall time per turn {speedup:.2f}x faster than re-prefilling (target >= {SPEEDUP_TARGET}x) "
+                f"{mark(speedup >= SPEEDUP_TARGET)}"
+            )
+        print(f"  (fresh re-prefill mean {fresh_ms:.1f} ms/turn, {fresh_late:.1f} ms/turn in the second half)")
+
+
+def run_locomo() -> None:
+    print("\nLoCoMo evidence recall at 1,024 tokens, embedder='minilm':")
+    if not LOCOMO.exists():
+        print(f"  skipped: {LOCOMO} is not here")
+        return
+    installed = plugins("policies")
+    missing = [p for p in ("semantic", "hybrid") if p not in installed]
+    if missing:
+        print(
+            f"  skipped: policies {', '.join(missing)} are not registered in this install "
+            f"(installed: {', '.join(sorted(installed))})"
+        )
+        return
+    import json
+
+    from finite_memory.eval.locomo import dialogue
+    from finite_memory_hf import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    samples = json.loads(LOCOMO.read_text())
+    for policy in ("semantic", "hybrid"):
+        start = time.perf_counter()
+        recalls: list[float] = []
+        for sample in samples:
+            memory = Memory(policy, max_tokens=1024, reserve_output=0, embedder=embedder)
+            where: dict[str, int] = {}
+            for line in dialogue(sample):
+                where[line.dia_id] = memory.add(line.role, line.content, meta={"dia_id": line.dia_id}).id or 0
+            for qa in sample["qa"]:
+                evidence = [e for e in qa.get("evidence", []) if e in where]
+                if qa.get("category") not in (1, 2, 3, 4) or not evidence:
+                    continue
+                included = set(memory.context(query=qa["question"]).included)
+                recalls.append(sum(where[e] in included for e in evidence) / len(evidence))
+        print(
+            f"  {policy:<9} recall {statistics.mean(recalls):.3f} over {len(recalls)} questions "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="40 turns on a small model (the reported figures)")
+    parser.add_argument("--locomo", action="store_true", help="also measure LoCoMo recall with the MiniLM embedder")
+    args = parser.parse_args()
+    run_reuse(args.quick)
+    if args.locomo:
+        run_locomo()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
