@@ -185,7 +185,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 turns on a small model (the reported figures)")
     parser.add_argument("--locomo", action="store_true", help="also measure LoCoMo recall with the MiniLM embedder")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's own); on a machine shared with other jobs, 1 avoids threads "
+        "spinning at barriers while their cores are busy, which slows small decode steps most",
+    )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     run_reuse(args.quick)
     if args.locomo:
         run_locomo()
