@@ -59,14 +59,9 @@ class MiniLMEmbedder:
             batch = missing[start : start + self.batch_size]
             for text, vector in zip(batch, self._encode(batch), strict=True):
                 self._cache[text] = vector
-        out = []
-        for text in texts:
-            vector = self._cache.get(text)
-            if vector is None:  # evicted from a full cache by this very call
-                vector = self._encode([text])[0]
-            else:
-                self._cache.move_to_end(text)
-            out.append(vector)
+        for text in texts:  # recently used texts stay when the cache is trimmed
+            self._cache.move_to_end(text)
+        out = [self._cache[text] for text in texts]
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return out

@@ -71,7 +71,9 @@ class AttentionScorer:
             batch = missing[start : start + self.batch_size]
             for text, value in zip(batch, self._score(batch), strict=True):
                 self._cache[text] = value
-        out = [self._cache[t] if t in self._cache else self._score([t])[0] for t in texts]
+        for text in texts:  # recently used texts stay when the cache is trimmed
+            self._cache.move_to_end(text)
+        out = [self._cache[text] for text in texts]
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return out
