@@ -48,7 +48,7 @@ def dot(a: list[float], b: list[float]) -> float:
 
 
 def test_minilm_puts_similar_sentences_closer_than_unrelated_ones(embedder: MiniLMEmbedder) -> None:
-    assert isinstance(embedder, Embedder) and embedder.dim == 384
+    assert isinstance(embedder, Embedder) and embedder.dim == 384 and embedder.name == "minilm"
     moved, relocated, cat, tax = embedder.embed(
         [
             "I moved to Lisbon in May.",
@@ -88,6 +88,7 @@ def test_attention_scorer_ranks_facts_above_filler(scorer: AttentionScorer) -> N
 
 def test_attention_scorer_runs_on_a_causal_model(tiny_model: Path) -> None:
     scorer = AttentionScorer(tiny_model)
+    assert scorer.name is None  # not the registered default: cannot be rebuilt by name
     scores = scorer.score(["hello there", "Ana moved to Lisbon in May 2023 with Bob."])
     assert all(s >= 0 for s in scores) and scores[1] > 0
 
@@ -132,9 +133,13 @@ def test_summaries_run_detached_from_the_chat_cache(tiny_model: Path) -> None:
     assert chat.send("And Bob?", max_new_tokens=6).stats["reused_tokens"] > 0
 
 
-def test_model_summarizer_needs_a_model() -> None:
-    with pytest.raises(ValueError, match="needs a chat model"):
+def test_model_summarizer_needs_a_model(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FINITE_MEMORY_SUMMARY_MODEL", raising=False)
+    with pytest.raises(ValueError, match="needs a chat model.*FINITE_MEMORY_SUMMARY_MODEL"):
         ModelSummarizer()
+    monkeypatch.setenv("FINITE_MEMORY_SUMMARY_MODEL", f"hf:{tiny_model}")
+    by_name = load_plugin("summarizers", "model")()  # as a policy builds summarizer="model"
+    assert by_name.name == "model" and by_name.backend.name == f"hf:{tiny_model}"
     with pytest.raises(ValueError, match="min_fact_recall"):
         ModelSummarizer("hf:x", min_fact_recall=2)
 

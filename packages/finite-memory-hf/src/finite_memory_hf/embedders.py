@@ -21,7 +21,12 @@ class MiniLMEmbedder:
         max_length: tokens kept per text (longer texts are cut).
         cache_size: how many texts' vectors are remembered; a text seen before is not
             embedded again.
+
+    ``name`` is ``"minilm"`` for the default model (a policy's checkpoint saves it by that
+    name) and ``None`` for another folder, which cannot be rebuilt by name.
     """
+
+    name: str | None = "minilm"
 
     def __init__(
         self,
@@ -38,6 +43,8 @@ class MiniLMEmbedder:
         from transformers import AutoModel, AutoTokenizer
 
         path = Path(model) if model is not None else minilm_path()
+        if model is not None:
+            self.name = None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(device).eval()
         self.dim: int = int(self.model.config.hidden_size)

@@ -32,7 +32,12 @@ class AttentionScorer:
         device: where to run it.
         max_length: tokens scored per text (longer texts are cut).
         batch_size: texts per forward pass.
+
+    ``name`` is ``"attention"`` for the default model (a policy's checkpoint saves it by
+    that name) and ``None`` for another model, which cannot be rebuilt by name.
     """
+
+    name: str | None = "attention"
 
     def __init__(
         self,
@@ -49,6 +54,8 @@ class AttentionScorer:
         from transformers import AutoModel, AutoTokenizer
 
         path = Path(model) if model is not None else minilm_path()
+        if model is not None:
+            self.name = None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -92,6 +93,9 @@ _NOT_NAMES = frozenset(
     ]
 )
 
+#: The model ``ModelSummarizer()`` loads when built by name, with no arguments.
+MODEL_VARIABLE = "FINITE_MEMORY_SUMMARY_MODEL"
+
 PROMPT = (
     "Update the running summary of a conversation. Write at most {words} words. Keep every name, "
     "number, date and decision; drop greetings and small talk. Reply with the summary only."
@@ -117,15 +121,22 @@ class ModelSummarizer:
     Args:
         model: an ``HFBackend``, or a ``"hf:<folder>"`` spec / folder to load one. When it
             is the chat's own backend, summaries run ``detached``, so the chat's KV cache
-            is kept.
+            is kept. Omitted (as when a policy builds ``summarizer="model"`` by name, or
+            reloads it from a checkpoint), the model named by the environment variable
+            ``FINITE_MEMORY_SUMMARY_MODEL`` is loaded.
         min_fact_recall: the share of names and numbers a model summary must keep (0-1).
         **backend_options: options for a backend loaded from a spec (``device``, ``dtype``).
     """
 
+    name = "model"
+
     def __init__(self, model: Any = None, *, min_fact_recall: float = 1.0, **backend_options: Any) -> None:
         if model is None:
+            model = os.environ.get(MODEL_VARIABLE) or None
+        if model is None:
             raise ValueError(
-                "the model summarizer needs a chat model: ModelSummarizer('hf:/path/to/model') or an HFBackend; "
+                "the model summarizer needs a chat model: ModelSummarizer('hf:/path/to/model') or an HFBackend, "
+                f"or set {MODEL_VARIABLE} to a model folder for summarizer='model' by name; "
                 "core's extractive summarizer needs none"
             )
         if not isinstance(min_fact_recall, (int, float)) or not 0 <= min_fact_recall <= 1:
