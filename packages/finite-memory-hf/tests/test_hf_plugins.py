@@ -135,7 +135,7 @@ def test_summaries_run_detached_from_the_chat_cache(tiny_model: Path) -> None:
 
 def test_model_summarizer_needs_a_model(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FINITE_MEMORY_SUMMARY_MODEL", raising=False)
-    with pytest.raises(ValueError, match="needs a chat model.*FINITE_MEMORY_SUMMARY_MODEL"):
+    with pytest.raises(ValueError, match=r"needs a chat model.*FINITE_MEMORY_SUMMARY_MODEL"):
         ModelSummarizer()
     monkeypatch.setenv("FINITE_MEMORY_SUMMARY_MODEL", f"hf:{tiny_model}")
     by_name = load_plugin("summarizers", "model")()  # as a policy builds summarizer="model"
