@@ -15,7 +15,7 @@ exactly those. The optional ``--locomo`` section measures evidence recall of the
 ``semantic`` and ``hybrid`` policies with the MiniLM embedder on LoCoMo at 1,024 tokens.
 
     python benchmarks/bench_hf.py --quick     # 40 turns, the figures below (~1-2 min on 2 cores)
-    python benchmarks/bench_hf.py             # 80 turns on a wider model
+    python benchmarks/bench_hf.py             # 80 turns (several evictions)
     python benchmarks/bench_hf.py --quick --locomo
 """
 
@@ -60,7 +60,7 @@ def run_reuse(quick: bool) -> None:
 
     turns = 40 if quick else 80
     # wide enough that a forward pass costs compute, not just Python overhead, as with real models on CPU
-    shape = {"hidden_size": 512, "layers": 4, "heads": 8} if quick else {"hidden_size": 768, "layers": 6, "heads": 12}
+    shape = {"hidden_size": 512, "layers": 4, "heads": 8}
     max_new = 16
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_model(Path(tmp) / "tiny", **shape)
@@ -136,43 +136,29 @@ def run_reuse(quick: bool) -> None:
 
 
 def run_locomo() -> None:
-    print("\nLoCoMo evidence recall at 1,024 tokens, embedder='minilm':")
+    print("\nLoCoMo evidence recall at 1,024 tokens, embedder='minilm' (hashing beside it):")
     if not LOCOMO.exists():
         print(f"  skipped: {LOCOMO} is not here")
         return
     installed = plugins("policies")
     missing = [p for p in ("semantic", "hybrid") if p not in installed]
+    try:
+        from finite_memory.eval.runner import evaluate, load_dataset
+    except ImportError:
+        missing.append("finite_memory.eval.runner")
     if missing:
-        print(
-            f"  skipped: policies {', '.join(missing)} are not registered in this install "
-            f"(installed: {', '.join(sorted(installed))})"
-        )
+        print(f"  skipped: {', '.join(missing)} not in this install (policies: {', '.join(sorted(installed))})")
         return
-    import json
-
-    from finite_memory.eval.locomo import dialogue
-    from finite_memory_hf import MiniLMEmbedder
-
-    embedder = MiniLMEmbedder()
-    samples = json.loads(LOCOMO.read_text())
+    samples = load_dataset(str(LOCOMO))
     for policy in ("semantic", "hybrid"):
-        start = time.perf_counter()
-        recalls: list[float] = []
-        for sample in samples:
-            memory = Memory(policy, max_tokens=1024, reserve_output=0, embedder=embedder)
-            where: dict[str, int] = {}
-            for line in dialogue(sample):
-                where[line.dia_id] = memory.add(line.role, line.content, meta={"dia_id": line.dia_id}).id or 0
-            for qa in sample["qa"]:
-                evidence = [e for e in qa.get("evidence", []) if e in where]
-                if qa.get("category") not in (1, 2, 3, 4) or not evidence:
-                    continue
-                included = set(memory.context(query=qa["question"]).included)
-                recalls.append(sum(where[e] in included for e in evidence) / len(evidence))
-        print(
-            f"  {policy:<9} recall {statistics.mean(recalls):.3f} over {len(recalls)} questions "
-            f"({time.perf_counter() - start:.0f} s)"
-        )
+        for embedder in ("hashing", "minilm"):
+            start = time.perf_counter()
+            result = evaluate(samples, policy, 1024, embedder=embedder)
+            categories = " ".join(f"c{c}={r:.3f}" for c, r in result.by_category.items())
+            print(
+                f"  {policy:<9} {embedder:<8} recall {result.overall:.3f} over {result.questions} questions "
+                f"({categories}); context {result.context_ms:.1f} ms, {time.perf_counter() - start:.0f} s"
+            )
 
 
 def _threads() -> int:
@@ -183,7 +169,7 @@ def _threads() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="40 turns on a small model (the reported figures)")
+    parser.add_argument("--quick", action="store_true", help="40 turns instead of 80 (the reported figures)")
     parser.add_argument("--locomo", action="store_true", help="also measure LoCoMo recall with the MiniLM embedder")
     parser.add_argument(
         "--threads",
