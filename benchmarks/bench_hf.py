@@ -16,7 +16,7 @@ exactly those. The optional ``--locomo`` section measures evidence recall of the
 
     python benchmarks/bench_hf.py --quick     # 40 turns, the figures below (~1-2 min on 2 cores)
     python benchmarks/bench_hf.py             # 80 turns (several evictions)
-    python benchmarks/bench_hf.py --quick --locomo
+    python benchmarks/bench_hf.py --quick --locomo   # + LoCoMo recall (several minutes: MiniLM on CPU)
 """
 
 from __future__ import annotations
