@@ -253,3 +253,16 @@ def test_repr_and_context_manager() -> None:
         assert "messages=1" in repr(memory)
         assert memory.store.messages("default")[0].content == "hi"
         assert memory.context().as_dicts() == [{"role": "user", "content": "hi", "id": 0, "turn": 0}]
+
+
+def test_system_prompt_cut_to_a_marker_when_its_share_is_smaller_than_one() -> None:
+    # found by hypothesis: a 32-token budget, a huge system prompt and a tool turn used to drop the system
+    mem = Memory(max_tokens=64, reserve_output=32, system="0" * 300)
+    mem.add("user", "")
+    mem.add("assistant", "", tool_calls=[tool_call("c1")])
+    mem.add("tool", "", tool_call_id="c1")
+    ctx = mem.context()
+    assert ctx.tokens <= mem.budget
+    assert ctx.messages[0].role == "system"
+    assert "cut by finite-memory" in ctx.messages[0].content
+    assert [m.role for m in ctx.messages[1:]] == ["user"]

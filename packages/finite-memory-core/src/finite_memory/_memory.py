@@ -14,7 +14,7 @@ from ._counting import TokenCounter
 from ._errors import PolicyTimeout, StoreError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
-from ._truncate import fit_messages
+from ._truncate import fit_messages, marked_cost
 from ._turns import Turn, TurnWindow
 from .policies import Policy, PolicyInput, Selection, Sliding
 from .stores import Store, StoreConflict, open_store
@@ -369,6 +369,8 @@ class Memory:
             while fitted is None and len(pinned) > 1:  # too many to cut: drop the oldest added ones first
                 pinned = pinned[:1] + pinned[2:]
                 fitted = fit_messages(pinned, pinned_room, counter)
+            if fitted is None:  # its share is smaller than a marker: the system prompt still goes first
+                fitted = fit_messages(pinned, max(pinned_room, marked_cost(pinned[0], counter)), counter)
             pinned = fitted or []
             truncated += len(pinned)
         newest_room = room - sum(counter.message(m) for m in pinned)

@@ -64,6 +64,11 @@ def fit_messages(messages: list[Message], budget: int, counter: TokenCounter) ->
     return fitted if sum(counter.message(m) for m in fitted) <= budget else None
 
 
+def marked_cost(message: Message, counter: TokenCounter) -> int:
+    """The least a message costs once cut: its overhead plus the widest marker."""
+    return counter.message(message.with_content(MARKER.format(n=10**6)))
+
+
 def _water_level(sizes: list[int], room: int) -> int | None:
     """The largest cap ``c`` with ``sum(min(s, c) for s in sizes) <= room``."""
     if room < 0:

@@ -6,6 +6,9 @@ loads one by name.
 """
 
 from ._base import Policy, PolicyInput, Selection
+from ._summary import RunningSummary
+from .importance import Importance
+from .rolling_summary import RollingSummary
 from .sliding import Sliding
 
-__all__ = ["Policy", "PolicyInput", "Selection", "Sliding"]
+__all__ = ["Importance", "Policy", "PolicyInput", "RollingSummary", "RunningSummary", "Selection", "Sliding"]
