@@ -13,7 +13,7 @@ from finite_memory.embedders import Embedder
 from finite_memory.scorers import Scorer
 from finite_memory.summarizers import Summarizer
 from finite_memory_hf import AttentionScorer, HFBackend, MiniLMEmbedder, ModelSummarizer
-from finite_memory_hf.summarizers import extractive_summary, facts
+from finite_memory_hf.summarizers import facts
 
 FACTS = [
     "Ana lands in Lisbon at 7:30 on May 3.",
@@ -103,7 +103,7 @@ def test_model_summarizer_falls_back_when_the_model_drops_names_and_numbers(tiny
     assert summarizer.fallbacks == 1, "a random tiny model's text keeps no names: rejected"
     assert count(summary) <= 60
     assert {"Ana", "Lisbon", "7:30"} <= facts(summary) and "thanks" not in summary
-    assert summary == extractive_summary("Earlier: Carol paid 250 euros.", evicted, 60, count)
+    assert summary == summarizer.extractive.summarize("Earlier: Carol paid 250 euros.", evicted, 60, count)
     assert summarizer.summarize("", [], 60, count) == ""
 
 
@@ -114,7 +114,7 @@ def test_model_summarizer_accepts_a_faithful_summary_and_rejects_a_lossy_one(tin
         return len(text.split())
 
     source = " ".join(FACTS)
-    reference = extractive_summary("", FACTS, 40, words)
+    reference = summarizer.extractive.summarize("", FACTS, 40, words)
     good = "Ana lands in Lisbon 7:30 May 3; sister Ana in Oslo since 2021 at Equinor; Bob 14:00 room 42."
     lossy = "Ana has travel plans and there is a meeting later."
     assert summarizer.accepts(good, source, reference, 40, words)
@@ -146,3 +146,36 @@ def test_model_summarizer_needs_a_model(tiny_model: Path, monkeypatch: pytest.Mo
 
 def test_facts_are_names_and_numbers() -> None:
     assert facts("Then Ana paid 12.50 at 7:30 in Lisbon. Thanks!") == {"Ana", "12.50", "7:30", "Lisbon"}
+
+
+def test_importance_policy_keeps_fact_turns_by_attention(scorer: AttentionScorer, tmp_path: Path) -> None:
+    memory = Memory("importance", max_tokens=160, reserve_output=0, scorer="attention", recent_turns=1)
+    for i in range(4):
+        memory.add("user", FACTS[i])
+        memory.add("assistant", FILLER[i])
+        memory.add("user", FILLER[(i + 1) % 4])
+        memory.add("assistant", FILLER[(i + 2) % 4])
+    kept = " ".join(m.content for m in memory.context().messages)
+    assert sum(fact in kept for fact in FACTS) >= 3, kept
+    memory.save(tmp_path / "m.json")
+    assert Memory.load(tmp_path / "m.json").policy.options()["scorer"] == "attention"
+
+
+def test_rolling_summary_with_the_model_summarizer_keeps_names_and_numbers(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = HFBackend(str(tiny_model))
+    summarizer = ModelSummarizer(backend)
+    memory = Memory("rolling_summary", max_tokens=200, reserve_output=0, summarizer=summarizer, summary_tokens=80)
+    memory.use_tokenizer(backend.tokenizer)
+    for i in range(4):
+        memory.add("user", FACTS[i])
+        memory.add("assistant", FILLER[i])
+    ctx = memory.context()
+    assert ctx.tokens <= memory.budget and ctx.stats.summary_tokens > 0
+    assert summarizer.calls >= 1 and summarizer.fallbacks == summarizer.calls  # a random model: extractive kept
+    assert {"Ana", "Lisbon", "7:30"} <= facts(ctx.messages[0].content)  # the summary of the evicted turns
+    memory.save(tmp_path / "m.json")
+    monkeypatch.setenv("FINITE_MEMORY_SUMMARY_MODEL", str(tiny_model))
+    back = Memory.load(tmp_path / "m.json")
+    assert back.policy.options()["summarizer"] == "model"

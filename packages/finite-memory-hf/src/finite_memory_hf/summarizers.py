@@ -7,12 +7,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from finite_memory import Message
+from finite_memory import BackendError, Message
 
 #: Numbers (with their decimal, time and date separators) and capitalised names.
 _NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
 _NAME = re.compile(r"\b[A-Z][a-zA-Z]+(?:['’][a-z]+)?\b")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 #: Capitalised words that are not names (sentence openers, pronouns, days are kept as names).
 _NOT_NAMES = frozenset(
     [
@@ -113,10 +112,10 @@ class ModelSummarizer:
 
     A model summary is accepted only when it fits ``max_tokens`` and keeps at least
     ``min_fact_recall`` of the names and numbers of its source (the previous summary and
-    the evicted texts) that an extractive summary of the same size can keep. Otherwise
-    (a small model that drops "Ana" or "7:30", or rambles) the summarizer falls back to
-    that extractive summary: the source's sentences that carry the most names and
-    numbers, in order, within ``max_tokens``. ``fallbacks`` counts those turns.
+    the evicted texts) that an extractive summary of the same size keeps. Otherwise (a
+    small model that drops "Ana" or "7:30", or rambles) the summarizer falls back to that
+    extractive summary (core's ``extractive`` summarizer: the most salient sentences).
+    ``fallbacks`` counts those calls.
 
     Args:
         model: an ``HFBackend``, or a ``"hf:<folder>"`` spec / folder to load one. When it
@@ -149,6 +148,9 @@ class ModelSummarizer:
             raise TypeError("backend options go with a model spec, not with a built backend")
         self.backend = model
         self.min_fact_recall = float(min_fact_recall)
+        from finite_memory._registry import load_plugin
+
+        self.extractive = load_plugin("summarizers", "extractive")()
         self.fallbacks = 0
         self.calls = 0
 
@@ -163,7 +165,7 @@ class ModelSummarizer:
         source = "\n".join([previous, *evicted]).strip()
         if not source:
             return ""
-        fallback = extractive_summary(previous, evicted, max_tokens, count)
+        fallback = str(self.extractive.summarize(previous, evicted, max_tokens, count))
         candidate = self._generate(previous, evicted, max_tokens)
         if self.accepts(candidate, source, fallback, max_tokens, count):
             return candidate
@@ -186,29 +188,6 @@ class ModelSummarizer:
         messages = [Message("system", PROMPT.format(words=words)), Message("user", body)]
         try:
             completion = self.backend.complete(messages, max_new_tokens=max_tokens, temperature=0, detached=True)
-        except (ValueError, RuntimeError):  # a source longer than the model's context: extractive instead
+        except (ValueError, BackendError):  # a source longer than the model's context, a failed pass: extractive
             return ""
         return str(completion.text).strip()
-
-
-def extractive_summary(previous: str, evicted: Sequence[str], max_tokens: int, count: Callable[[str], int]) -> str:
-    """The source sentences with the most new names and numbers, in their order, within ``max_tokens``."""
-    sentences = [s.strip() for text in [previous, *evicted] for s in _SENTENCE.split(text) if s.strip()]
-    order = sorted(range(len(sentences)), key=lambda i: (-len(facts(sentences[i])), i))
-    chosen: set[int] = set()
-    seen: set[str] = set()
-    used = 0
-    for i in order:
-        new = facts(sentences[i]) - seen
-        if not new and chosen:
-            continue
-        cost = count(sentences[i]) + 1
-        if used + cost > max_tokens:
-            continue
-        chosen.add(i)
-        seen |= new
-        used += cost
-    summary = " ".join(sentences[i] for i in sorted(chosen))
-    while summary and count(summary) > max_tokens:  # a tokenizer that is not additive: drop from the end
-        summary = summary.rsplit(" ", 1)[0] if " " in summary else ""
-    return summary
