@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from finite_memory import BackendError, Completion, Message, SyncBackend
@@ -116,12 +116,15 @@ class HFBackend(SyncBackend):
 
     def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
         pieces = self.stream(messages, **options)
-        for item in pieces:
-            if isinstance(item, Completion):
-                return item
+        try:
+            for item in pieces:
+                if isinstance(item, Completion):
+                    return item
+        finally:
+            pieces.close()  # releases the one-turn lock at once
         raise BackendError(f"{self.name} ended without a reply")  # pragma: no cover - stream always ends so
 
-    def stream(self, messages: Sequence[Message], **options: Any) -> Iterator[str | Completion]:
+    def stream(self, messages: Sequence[Message], **options: Any) -> Generator[str | Completion, None, None]:
         settings = _settings(options)
         prompt = self.tokenizer.encode_messages(messages)
         if not prompt:
@@ -133,7 +136,7 @@ class HFBackend(SyncBackend):
             )
         return self._generate(prompt, settings)
 
-    def _generate(self, prompt: list[int], settings: dict[str, Any]) -> Iterator[str | Completion]:
+    def _generate(self, prompt: list[int], settings: dict[str, Any]) -> Generator[str | Completion, None, None]:
         import torch
 
         if not self._busy.acquire(blocking=False):
@@ -179,6 +182,8 @@ class HFBackend(SyncBackend):
             if len(final) > len(text):
                 yield final[len(text) :]
             end = time.perf_counter()
+            if not self.reuse_cache:
+                kv.clear()  # nothing will be reused: free the memory now
             yield Completion(
                 text=final,
                 finish_reason=finish,
