@@ -41,6 +41,7 @@ def test_greedy_replies_with_reuse_equal_fresh_prefill_and_prefill_far_less(pair
         assert ra.usage == rb.usage
         assert ra.stats["prefill_tokens"] + ra.stats["reused_tokens"] == ra.usage["prompt_tokens"]
         assert rb.stats["reused_tokens"] == 0 and rb.stats["prefill_tokens"] == rb.usage["prompt_tokens"]
+        assert fresh.cached_tokens == []  # a backend that does not reuse keeps no cache
         assert ra.stats["generated_tokens"] == ra.usage["completion_tokens"] > 0
         assert {"prefill_ms", "decode_ms", "total_ms"} <= set(ra.stats)
         prefill_reuse += ra.stats["prefill_tokens"]
