@@ -183,3 +183,33 @@ def test_fresh_backend_per_turn_gives_the_reused_reply(tiny_model: Path) -> None
     reused = backend.complete(context.messages, max_new_tokens=8)
     cold = HFBackend(str(tiny_model)).complete(context.messages, max_new_tokens=8)
     assert reused.text == cold.text and reused.stats["reused_tokens"] > 0 == cold.stats["reused_tokens"]
+
+
+def test_sliding_window_attention_model_reuses_its_cache_exactly(tiny_model: Path, tmp_path: Path) -> None:
+    """A Mistral-style model whose attention sees only the last 24 tokens: the cache still rolls back."""
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=24,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(1)
+    MistralForCausalLM(config).save_pretrained(tmp_path / "mistral")
+    tokenizer.save_pretrained(tmp_path / "mistral")
+    a = Chat(HFBackend(str(tmp_path / "mistral")), memory())
+    b = Chat(HFBackend(str(tmp_path / "mistral"), reuse_cache=False), memory())
+    reused = prompts = 0
+    for i in range(12):
+        ra, rb = a.send(question(i), max_new_tokens=8), b.send(question(i), max_new_tokens=8)
+        assert ra.text == rb.text, f"turn {i}"
+        reused += ra.stats["reused_tokens"]
+        prompts += ra.usage["prompt_tokens"]
+    assert reused > 0.6 * prompts, (reused, prompts)  # most of each prompt came from the cache

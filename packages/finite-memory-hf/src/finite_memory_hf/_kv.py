@@ -86,7 +86,11 @@ class KVState:
             self.clear()
             return Reuse(0)
         if keep < len(held):
-            self.cache.crop(keep - len(held))
+            try:
+                self.cache.crop(keep - len(held))
+            except (RuntimeError, ValueError, NotImplementedError):  # sliding-window or recurrent layers past rollback
+                self.clear()
+                return Reuse(0)
             self.ids = held[:keep]
         return Reuse(keep)
 
@@ -124,9 +128,7 @@ class KVState:
         if held is None:
             raise RuntimeError("the KV cache was left half-written by a failed pass; call fit() first")
         if self.cache is None:
-            from transformers import DynamicCache
-
-            self.cache = DynamicCache(config=self.model.config)
+            self.cache = _new_cache(self.model.config)
         self.ids = None
         device = self.model.device
         with torch.inference_mode():
@@ -138,6 +140,23 @@ class KVState:
             )
         self.ids = [*held, *tokens]
         return out.logits[0, -1]
+
+
+def _new_cache(config: Any) -> Any:
+    """An empty cache that can be cropped back to any earlier length.
+
+    Attention layers get full (not sliding-window) cache layers: a sliding-window layer
+    keeps only its last window of tokens and cannot roll back past it, while a full
+    layer with the model's sliding-window mask gives the same attention and can. Models
+    with other layer kinds (recurrent, linear attention) get the cache their config asks
+    for; rolling those back past the last turn fails and the turn runs from scratch.
+    """
+    from transformers import DynamicCache
+
+    kinds = getattr(config.get_text_config(decoder=True), "layer_types", None) or ["full_attention"]
+    if set(kinds) <= {"full_attention", "sliding_attention"}:
+        return DynamicCache()
+    return DynamicCache(config=config)
 
 
 def _rotate(keys: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
