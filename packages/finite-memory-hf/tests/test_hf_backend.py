@@ -142,3 +142,38 @@ def test_importing_the_package_is_cheap_and_loads_no_torch() -> None:
         assert out[1] == "False"
         timings.append(float(out[0]))
     assert min(timings) < 30, timings
+
+
+STRICT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% if message['role'] == 'tool' %}{{ raise_exception('no tool role') }}{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_template_that_insists_on_alternating_roles(tiny_model: Path) -> None:
+    backend = HFBackend(str(tiny_model), chat_template=STRICT_TEMPLATE)
+    tok = backend.tokenizer
+    # an assistant message cannot be rendered alone: its share is what it adds after a user message
+    alone = Message("assistant", "Lisbon is lovely in May.")
+    pair = [Message("user", "Where?"), alone]
+    assert tok.base() + sum(tok.count_message(m) for m in pair) == tok.count_messages(pair)
+    # a tool message renders nowhere in this template: its text plus a user message's overhead
+    tool = Message("tool", "18 C", tool_call_id="c1")
+    overhead = tok.count_message(Message("user", "hello")) - tok.count("hello")
+    assert tok.count_message(tool) == tok.count("18 C c1") + overhead
+    chat = Chat(backend, Memory(max_tokens=200, reserve_output=20))
+    for i in range(8):
+        chat.send(f"question {i} about the trip to Oslo in June", max_new_tokens=6)
+        assert chat.memory.context().tokens <= chat.memory.budget
+    with pytest.raises(ValueError, match=r"rejects these messages \(roles: assistant, assistant\).*must alternate"):
+        tok.count_messages([alone, alone])
+    system_chat = Chat(backend, Memory(max_tokens=200, reserve_output=20, system="Be brief."))
+    with pytest.raises(ValueError, match="some templates refuse a system message"):
+        system_chat.send("hi")
+    assert len(system_chat.memory) == 0

@@ -46,6 +46,7 @@ class ChatTemplateTokenizer:
         self._message_costs: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._last: tuple[tuple[Any, ...], list[int]] | None = None
         self._base: int | None = None
+        self._per_message: int | None = None
 
     def __repr__(self) -> str:
         return f"ChatTemplateTokenizer({getattr(self.hf, 'name_or_path', '')!r})"
@@ -63,13 +64,38 @@ class ChatTemplateTokenizer:
         return len(self.encode_messages(messages))
 
     def count_message(self, message: Message) -> int:
-        """One message's share of a prompt, cached per message."""
+        """One message's share of a prompt, cached per message.
+
+        For a template that will not render the message alone (one that insists the
+        conversation opens with a user message, say), the share is what the message adds
+        after a user message; failing that, its text plus a user message's overhead. The
+        exact count of the whole prompt still bounds the budget.
+        """
         key = _key(message)
         cost = self._message_costs.get(key)
         if cost is None:
-            cost = max(0, len(self._render_ids([message])) - self.base())
+            try:
+                cost = max(0, len(self._render_ids([message])) - self.base())
+            except ValueError:
+                probe = Message("user", "hello")
+                try:
+                    cost = max(0, len(self._render_ids([probe, message])) - len(self._render_ids([probe])))
+                except ValueError:
+                    cost = self.count(_text(message)) + self._overhead()
             self._remember(self._message_costs, key, cost)
         return cost
+
+    def _overhead(self) -> int:
+        """Template tokens around one user message (4 when even that cannot be rendered alone)."""
+        if self._per_message is None:
+            probe = "hello"
+            try:
+                self._per_message = max(
+                    0, len(self._render_ids([Message("user", probe)])) - self.base() - self.count(probe)
+                )
+            except ValueError:
+                self._per_message = 4
+        return self._per_message
 
     # -- what the backend uses ----------------------------------------------------------
 
@@ -109,13 +135,25 @@ class ChatTemplateTokenizer:
 
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text for ``messages``, the generation prompt included."""
-        text = self.hf.apply_chat_template(
-            [to_template_dict(m) for m in messages],
-            chat_template=self.chat_template,
-            add_generation_prompt=True,
-            tokenize=False,
-        )
+        from jinja2 import TemplateError
+
+        try:
+            text = self.hf.apply_chat_template(
+                [to_template_dict(m) for m in messages],
+                chat_template=self.chat_template,
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+        except TemplateError as exc:
+            roles = ", ".join(m.role for m in messages)
+            raise ValueError(
+                f"the chat template of {self._name()!r} rejects these messages (roles: {roles}): {exc}; "
+                "some templates refuse a system message or roles that do not alternate user/assistant"
+            ) from exc
         return str(text)
+
+    def _name(self) -> str:
+        return str(getattr(self.hf, "name_or_path", "") or type(self.hf).__name__)
 
     def _render_ids(self, messages: Sequence[Message]) -> list[int]:
         return self.encode(self.render(messages))
@@ -137,6 +175,11 @@ def to_template_dict(message: Message) -> dict[str, Any]:
     if message.tool_call_id:
         entry["tool_call_id"] = message.tool_call_id
     return entry
+
+
+def _text(message: Message) -> str:
+    calls = json.dumps(message.tool_calls) if message.tool_calls else ""
+    return " ".join(part for part in (message.name or "", message.content, calls, message.tool_call_id or "") if part)
 
 
 def _key(message: Message) -> tuple[Any, ...]:
