@@ -268,14 +268,20 @@ def test_inside_a_chat_the_prompt_sent_holds_the_summary_and_fits() -> None:
     backend = EchoBackend()
     memory = Memory("rolling_summary", max_tokens=300, reserve_output=50, summary_tokens=80)
     chat = Chat(backend=backend, memory=memory)
+    holds_lost_facts = 0
     for i in range(60):
         reply = chat.send(f"Day {i}: I met Ravi{i} in Porto on 2 May 20{i:02d}.")
         assert reply.stats["summary_tokens"] <= 80
-    sent = backend.calls[-1]
-    assert sent[0].content.startswith(HEADER)
-    summarized = set(re.findall(r"Ravi\d+", sent[0].content))
-    shown = set(re.findall(r"Ravi\d+", " ".join(m.content for m in sent[1:])))
-    assert summarized - shown  # the summary holds facts the window lost
+        if i >= 48:
+            sent = backend.calls[-1]
+            assert sent[0].content.startswith(HEADER)
+            summarized = set(re.findall(r"Ravi\d+", sent[0].content))
+            shown = set(re.findall(r"Ravi\d+", " ".join(m.content for m in sent[1:])))
+            holds_lost_facts += bool(summarized - shown)
+    # the summary holds facts the window lost; the summary folds a chunk of turns before the
+    # window drops them, so in the prompts just after a fold it repeats what the window shows:
+    # count over the last 12 prompts rather than at whichever phase the 60th turn falls
+    assert holds_lost_facts >= 6
     assert memory.tokenizer.count_messages(sent) <= memory.budget
     assert sent[-1].content == "Day 59: I met Ravi59 in Porto on 2 May 2059."
     assert len(memory) == 120

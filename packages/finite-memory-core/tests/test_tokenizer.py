@@ -51,3 +51,35 @@ def test_calibration_rejects_bad_usage_and_state_round_trips() -> None:
         ApproxTokenizer(scale=0)
     with pytest.raises(ValueError):
         ApproxTokenizer(per_message=-1)
+
+
+def test_calibration_follows_recent_prompts_over_the_first_ones() -> None:
+    # The first prompt is counted at 2 tokens per estimated token, the next ones at 1:
+    # recent prompts hold the conversation as it is now, so the fit must follow them.
+    tok = ApproxTokenizer()
+    messages = [Message("user", "abcd " * 200)]
+    raw_tokens = tok.count_messages(messages) - tok.per_prompt - tok.per_message
+    overhead = tok.per_prompt + tok.per_message
+    tok.calibrate(messages, 2 * raw_tokens + overhead)
+    assert tok.scale == pytest.approx(2.0, rel=0.01)
+    for _ in range(4):
+        tok.calibrate(messages, raw_tokens + overhead)
+    assert tok.scale == pytest.approx(1.0, rel=0.05)  # a plain running sum would still say 1.2
+
+
+def test_calibration_leaves_out_the_rounding_of_each_message() -> None:
+    # A "real" tokenizer whose per-message counts are 1.3 x the raw estimate, rounded to
+    # the nearest token; the estimate rounds each message up, so a fit that ignored that
+    # would over-count every prompt of many short messages by half a token a message.
+    tok = ApproxTokenizer()
+
+    def real(messages: list[Message]) -> int:
+        return tok.per_prompt + sum(tok.per_message + round(1.3 * len(m.content) / 4) for m in messages)
+
+    def conversation(start: int) -> list[Message]:
+        return [Message("user", "w" * (5 + (i * 7) % 23)) for i in range(start, start + 60)]
+
+    for start in range(0, 300, 60):
+        tok.calibrate(conversation(start), real(conversation(start)))
+    fresh = conversation(1000)
+    assert abs(tok.count_messages(fresh) - real(fresh)) <= 0.01 * real(fresh)

@@ -30,6 +30,10 @@ class Tokenizer(Protocol):
         ...
 
 
+#: How much an earlier calibration observation weighs against the next one.
+_DECAY = 0.5
+
+
 class ApproxTokenizer:
     """A fast estimate of BPE token counts that calibrates itself from real usage.
 
@@ -67,18 +71,21 @@ class ApproxTokenizer:
     def calibrate(self, messages: Sequence[Message], prompt_tokens: int) -> None:
         """Fit the scale to a prompt whose exact token count a backend reported.
 
-        Observations accumulate, so the estimate converges over turns; the ``revision``
-        grows only when the scale moves by more than 1 %, so cached counts stay valid
-        between small corrections.
+        Observations accumulate, each older one weighing half as much as the one after
+        it: a prompt holds most of the previous prompt, so a plain sum would let the first
+        messages of a conversation dominate the fit forever. The ``revision`` grows only
+        when the scale moves by more than 1 %, so cached counts stay valid between small
+        corrections.
         """
         if not isinstance(prompt_tokens, int) or prompt_tokens <= 0:
             raise ValueError(f"prompt_tokens must be a positive int, got {prompt_tokens!r}")
         raw = sum(_message_raw(m) for m in messages)
-        content_tokens = prompt_tokens - self.per_prompt - self.per_message * len(messages)
+        # count_message rounds each message up, half a token on average: leave that out of the fit
+        content_tokens = prompt_tokens - self.per_prompt - (self.per_message + 0.5) * len(messages)
         if raw <= 0 or content_tokens <= 0:
             return
-        self._seen_tokens += content_tokens
-        self._seen_raw += raw
+        self._seen_tokens = self._seen_tokens * _DECAY + content_tokens
+        self._seen_raw = self._seen_raw * _DECAY + raw
         self.scale = min(20.0, max(0.05, self._seen_tokens / self._seen_raw))
         if abs(self.scale - self._revision_scale) > 0.01 * self._revision_scale:
             self._revision_scale = self.scale

@@ -11,7 +11,7 @@ from importlib import import_module
 from .._errors import FiniteMemoryError
 
 #: Subcommand modules; each has ``add_parser(subparsers)`` that sets ``func`` on its parser.
-COMMANDS = ("plugins", "demo", "sessions")
+COMMANDS = ("plugins", "demo", "sessions", "chat")
 
 
 def build_parser() -> argparse.ArgumentParser:

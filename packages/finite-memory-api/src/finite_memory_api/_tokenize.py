@@ -1,0 +1,89 @@
+"""Exact token counts from a server's ``/tokenize`` endpoint (vLLM, llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from finite_memory import Message
+
+if TYPE_CHECKING:
+    from ._http import HTTPBackend
+
+FLAVORS = ("vllm", "llama.cpp")
+
+
+class ServerTokenizer:
+    """Counts text with the model's own tokenizer, through the server that runs it.
+
+    ``flavor`` picks the request form: ``"vllm"`` (``{"model", "prompt"}`` answered
+    with ``count``) or ``"llama.cpp"`` (``{"content"}`` answered with ``tokens``).
+    Content is counted exactly; the chat format's overhead is ``per_message`` tokens a
+    message plus ``per_prompt`` a prompt. Counts are cached per text (``cache_size``
+    entries), and the memory counts each message once, so a message costs one request.
+    """
+
+    def __init__(
+        self,
+        backend: HTTPBackend,
+        url: str,
+        flavor: str,
+        *,
+        per_message: int = 4,
+        per_prompt: int = 3,
+        cache_size: int = 4096,
+    ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"tokenize must be one of {', '.join(map(repr, FLAVORS))}, got {flavor!r}")
+        self.url = url
+        self.flavor = flavor
+        self.per_message = per_message
+        self.per_prompt = per_prompt
+        self._backend = backend
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._cache_size = cache_size
+
+    def __repr__(self) -> str:
+        return f"ServerTokenizer(url={self.url!r}, flavor={self.flavor!r})"
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        cached = self._cache.get(text)
+        if cached is not None:
+            self._cache.move_to_end(text)
+            return cached
+        count = self._request(text)
+        self._cache[text] = count
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return count
+
+    def _request(self, text: str) -> int:
+        backend = self._backend
+        if self.flavor == "vllm":
+            body: dict[str, Any] = {"model": backend.model, "prompt": text, "add_special_tokens": False}
+        else:
+            body = {"content": text, "add_special": False}
+        response, retries = backend._send(self.url, json.dumps(body).encode(), stream=False)
+        data = backend._json(response, retries)
+        try:
+            return int(data["count"]) if "count" in data else len(data["tokens"])
+        except (KeyError, TypeError, ValueError):
+            raise backend._error(f"unexpected reply from {self.url}: {str(data)[:200]}", None, retries) from None
+
+    def count_message(self, message: Message) -> int:
+        """Tokens one message adds to a prompt."""
+        tokens = self.per_message + self.count(message.content)
+        if message.name:
+            tokens += 1 + self.count(message.name)
+        if message.tool_calls:
+            tokens += self.count(json.dumps(message.tool_calls, ensure_ascii=False))
+        if message.tool_call_id:
+            tokens += self.count(message.tool_call_id)
+        return tokens
+
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        return self.per_prompt + sum(self.count_message(m) for m in messages)

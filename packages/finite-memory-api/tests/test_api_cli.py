@@ -1,0 +1,40 @@
+"""``finite-memory chat`` against the loopback server, in a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from _api_server import KEY, FakeLLMServer
+
+from finite_memory import Memory
+
+
+def chat(server: FakeLLMServer, store: str, stdin: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    command = [sys.executable, "-m", "finite_memory", "chat", "--backend", "openai:test-model"]
+    command += ["--base-url", server.url + "/v1", "--store", store, "--session", "cli", *extra]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_cli_chat_streams_reports_errors_and_keeps_its_memory(server: FakeLLMServer, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/chats.db"
+    server.faults = ["", "401"]
+    result = chat(server, store, "hello there\nthis one fails\n/stats\nafter the failure\n", "--budget", "2048")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "openai:test-model, session 'cli' (0 messages)" in out
+    assert "ai> echo: hello there\n" in out and "ai> echo: after the failure\n" in out
+    assert "[error: openai:test-model: HTTP 401" in out and "Incorrect API key provided: ***" in out
+    assert KEY not in out + result.stderr
+    assert "server counted" in out and "context " in out
+    assert server.requests[0]["body"]["stream"] is True
+    with Memory(store=store, session="cli") as memory:
+        contents = [m.content for m in memory.messages]
+    assert contents == ["hello there", "echo: hello there", "after the failure", "echo: after the failure"]
+    again = chat(server, store, "once more\n")
+    assert "session 'cli' (4 messages)" in again.stdout
+    sent = server.requests[-1]["body"]["messages"]
+    assert [m["content"] for m in sent][:2] == ["hello there", "echo: hello there"], "the history goes to the model"
