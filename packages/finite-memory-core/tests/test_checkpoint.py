@@ -47,7 +47,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
         250.0,
         "user-42",
     )
-    assert back.policy.name == "sliding" and back.policy.options() == {"sink_turns": 1}
+    assert back.policy.name == "sliding" and back.policy.options() == {"sink_turns": 1, "low_water": None}
     assert isinstance(back.tokenizer, ApproxTokenizer)
     assert back.tokenizer.state() == tokenizer.state()
     assert (back.tokenizer.per_message, back.tokenizer.per_prompt) == (5, 2)
