@@ -61,8 +61,8 @@ def test_minilm_puts_similar_sentences_closer_than_unrelated_ones(embedder: Mini
     assert dot(moved, relocated) > 0.7 > 0.3 > max(dot(moved, cat), dot(moved, tax))
 
 
-def test_minilm_caches_by_text_and_batches(embedder: MiniLMEmbedder) -> None:
-    embedder.batch_size = 16
+def test_minilm_caches_by_text_and_batches() -> None:
+    embedder = MiniLMEmbedder(batch_size=16)
     texts = [f"note {i}: the parcel for flat {i} arrived" for i in range(40)]
     passes = embedder.forward_passes
     first = embedder.embed(texts)

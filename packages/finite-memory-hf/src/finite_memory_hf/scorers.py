@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._minilm import minilm_path
+from ._minilm import TextCache, check_positive, load_encoder
 
 
 class AttentionScorer:
@@ -48,42 +47,20 @@ class AttentionScorer:
         batch_size: int = 16,
         cache_size: int = 100_000,
     ) -> None:
-        for label, value in (("max_length", max_length), ("batch_size", batch_size), ("cache_size", cache_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{label} must be a positive int, got {value!r}")
-        from transformers import AutoModel, AutoTokenizer
-
-        path = Path(model) if model is not None else minilm_path()
+        check_positive(max_length=max_length, batch_size=batch_size, cache_size=cache_size)
+        self.tokenizer, self.model = load_encoder(model, device, attn_implementation="eager")
         if model is not None:
             self.name = None
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModel.from_pretrained(path, attn_implementation="eager").to(device).eval()
         self.max_length = max_length
-        self.batch_size = batch_size
-        self.cache_size = cache_size
         self.forward_passes = 0
-        self._cache: OrderedDict[str, float] = OrderedDict()
+        self._cache: TextCache[float] = TextCache(self._score, batch_size, cache_size)
 
     def __repr__(self) -> str:
         return f"AttentionScorer({getattr(self.tokenizer, 'name_or_path', '')!r})"
 
     def score(self, texts: Sequence[str]) -> list[float]:
         """One importance score (>= 0) per text, in order."""
-        if isinstance(texts, str):
-            raise TypeError("score() takes a sequence of texts, not one str")
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start : start + self.batch_size]
-            for text, value in zip(batch, self._score(batch), strict=True):
-                self._cache[text] = value
-        for text in texts:  # recently used texts stay when the cache is trimmed
-            self._cache.move_to_end(text)
-        out = [self._cache[text] for text in texts]
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return out
+        return self._cache.get(texts)
 
     def _score(self, texts: list[str]) -> list[float]:
         import torch
