@@ -56,7 +56,10 @@ ADDER = textwrap.dedent(
 
 def _run_and_kill(script: str, args: list[str], wait: float) -> list[str]:
     """Start ``script``, let it run ``wait`` seconds after it starts printing, kill -9 it, return its stdout lines."""
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # bufsize=0: readline() must not buffer lines past the first, since communicate() reads the raw pipe
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the process is running its loop
     time.sleep(wait)
