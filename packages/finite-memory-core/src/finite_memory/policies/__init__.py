@@ -7,8 +7,20 @@ loads one by name.
 
 from ._base import Policy, PolicyInput, Selection
 from ._summary import RunningSummary
+from .hybrid import Hybrid
 from .importance import Importance
 from .rolling_summary import RollingSummary
+from .semantic import Semantic
 from .sliding import Sliding
 
-__all__ = ["Importance", "Policy", "PolicyInput", "RollingSummary", "RunningSummary", "Selection", "Sliding"]
+__all__ = [
+    "Hybrid",
+    "Importance",
+    "Policy",
+    "PolicyInput",
+    "RollingSummary",
+    "RunningSummary",
+    "Selection",
+    "Semantic",
+    "Sliding",
+]
