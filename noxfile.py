@@ -109,7 +109,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Replay a long synthetic conversation through a memory (no key, no download)."""
+    """Replay a long synthetic conversation through a sliding and a hybrid memory (no key, no download)."""
     session.install("-e", CORE)
-    session.run("finite-memory", "demo", *session.posargs)
+    for policy in ("sliding", "hybrid") if not session.posargs else ():
+        session.run("finite-memory", "demo", "--policy", policy)
+    if session.posargs:
+        session.run("finite-memory", "demo", *session.posargs)
     session.run("finite-memory", "plugins")
