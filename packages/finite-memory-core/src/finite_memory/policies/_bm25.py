@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from operator import itemgetter
 
@@ -61,6 +61,33 @@ class BM25Index:
             added += 1
         self._lengths[doc] = self._lengths.get(doc, 0) + added
         self._total += added
+
+    def counts(self, doc: int) -> Mapping[str, int]:
+        """The term counts of document ``doc`` (empty when absent); a view, not a copy."""
+        return self._docs.get(doc, {})
+
+    def subtract(self, doc: int, counts: Mapping[str, int]) -> None:
+        """Take ``counts`` out of document ``doc`` (as much as it holds); the emptied document is dropped."""
+        own = self._docs.get(doc)
+        if own is None:
+            return
+        for term, count in counts.items():
+            held = own.get(term, 0)
+            taken = min(held, count)
+            if not taken:
+                continue
+            if held > taken:
+                own[term] = self._postings[term][doc] = held - taken
+            else:
+                del own[term]
+                entry = self._postings[term]
+                del entry[doc]
+                if not entry:
+                    del self._postings[term]
+            self._lengths[doc] -= taken
+            self._total -= taken
+        if not own:
+            self.remove(doc)
 
     def remove(self, doc: int) -> None:
         """Forget document ``doc`` entirely (no-op when absent)."""
