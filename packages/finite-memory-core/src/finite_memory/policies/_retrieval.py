@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from operator import mul
+from operator import itemgetter, mul
 
 from .._message import Message
 from .._terms import terms
@@ -32,6 +32,10 @@ RRF_K = 60
 #: that does, small enough that a turn matching the query itself still ranks first.
 NEAR_WEIGHT = 0.15
 
+#: The postings one query may walk in the neighbours' index (the turns' own index walks
+#: 2,000): the secondary evidence gets the smaller share of a query's bounded cost.
+NEAR_POSTINGS = 1000
+
 
 class TurnIndex:
     """BM25 postings and embeddings of archived turns, kept in step with the archive.
@@ -49,7 +53,7 @@ class TurnIndex:
         self.dense_pool = dense_pool
         self.date_key = date_key
         self.bm25 = BM25Index()
-        self.near = BM25Index()  # turn n -> the words of turns n - 1 and n + 1
+        self.near = BM25Index(max_postings=NEAR_POSTINGS)  # turn n -> the words of turns n - 1 and n + 1
         self.turns: dict[int, Turn] = {}
         self.dates: dict[int, str] = {}
         self._vectors: dict[int, array[float]] = {}  # unit length: the direction of the turn's sum
@@ -137,14 +141,14 @@ class TurnIndex:
         return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
 
     def _lexical(self, query: list[str], lo: int, hi: int) -> list[tuple[float, int]]:
-        """BM25 hits of turns in ``[lo, hi]``, best first: own words plus ``NEAR_WEIGHT`` times the neighbours'."""
-        scores = {n: s for s, n in self.bm25.search(query, self.dense_pool, lo, hi)}
-        for score, number in self.near.search(query, self.dense_pool, lo, hi):
-            if number in self.turns:
-                scores[number] = scores.get(number, 0.0) + NEAR_WEIGHT * score
-        return heapq.nlargest(
-            self.dense_pool, ((s, n) for n, s in scores.items()), key=lambda pair: (pair[0], -pair[1])
-        )
+        """BM25 hits of turns in ``[lo, hi]``, best first: own words plus ``NEAR_WEIGHT`` times the neighbours'.
+
+        (A neighbours' document in ``[lo, hi]`` is always a turn's: one is made only
+        beside a turn, and goes with it.)
+        """
+        scores = self.near.scores(query, lo, hi, NEAR_WEIGHT, self.bm25.scores(query, lo, hi))
+        best = heapq.nlargest(self.dense_pool, scores.items(), key=itemgetter(1))
+        return [(score, number) for number, score in best]
 
     def side(self, number: int, query: str) -> int:
         """Where the line matching ``query`` best sits in turn ``number``: -1 first, 1 last, 0 neither.
