@@ -52,6 +52,8 @@ def test_terms_stem_inflections_and_drop_stop_words() -> None:
     assert stem("moving") == stem("moved") == stem("move")
     assert stem("running") == "run" and stem("cities") == "city" and stem("happily") == "happy"
     assert stem("class") == "class" and stem("bus") == "bus"  # no plural to strip
+    assert stem("recommendations") == stem("recommended") and stem("rejection") == stem("rejected")
+    assert stem("retirement") == stem("retired") and stem("nation") == "nation"  # 5 letters must be left
     assert terms("What did Caroline's sister do?") == ["carolin", "sister"]
     assert "the" in STOP_WORDS and not terms("the and of it")
 
