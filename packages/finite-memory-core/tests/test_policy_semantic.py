@@ -52,6 +52,8 @@ def test_terms_stem_inflections_and_drop_stop_words() -> None:
     assert stem("moving") == stem("moved") == stem("move")
     assert stem("running") == "run" and stem("cities") == "city" and stem("happily") == "happy"
     assert stem("class") == "class" and stem("bus") == "bus"  # no plural to strip
+    assert stem("recommendations") == stem("recommended") and stem("rejection") == stem("rejected")
+    assert stem("retirement") == stem("retired") and stem("nation") == "nation"  # 5 letters must be left
     assert terms("What did Caroline's sister do?") == ["carolin", "sister"]
     assert "the" in STOP_WORDS and not terms("the and of it")
 
@@ -71,6 +73,36 @@ def test_bm25_ranks_rare_terms_and_is_exact_after_removal() -> None:
     index.remove(7)  # absent: no-op
     assert index.search(terms("cat lecture"), 10, 0, 10) == fresh.search(terms("cat lecture"), 10, 0, 10)
     assert len(index) == 2 and 1 not in index
+
+
+def test_bm25_subtract_takes_back_what_was_added() -> None:
+    index, fresh = BM25Index(max_df=1.0), BM25Index(max_df=1.0)
+    index.add(1, ["kayak", "fjord", "kayak"])
+    index.add(1, ["harbour", "kayak"])
+    index.add(2, ["fjord"])
+    fresh.add(1, ["harbour", "kayak"])
+    fresh.add(2, ["fjord"])
+    index.subtract(1, {"kayak": 2, "fjord": 1, "absent": 3})
+    assert (index._postings, index._lengths, index._total) == (fresh._postings, fresh._lengths, fresh._total)
+    index.subtract(2, {"fjord": 5})  # no more than it holds; the emptied document goes
+    assert 2 not in index and "fjord" not in index._postings and index._total == 2
+
+
+def test_a_reply_is_found_through_the_question_it_answers() -> None:
+    memory = Memory("semantic", max_tokens=2000, reserve_output=0)
+    for i in range(30):
+        memory.add("user", FILLER[i % len(FILLER)] + f" ({i})")
+        memory.add("assistant", f"I see, tell me more ({i}).")
+    memory.add("user", "Which instrument did your grandfather leave you?")
+    memory.add("assistant", "Noted.")
+    memory.add("user", "The old cello, still in its case.")  # shares no word with the query below
+    memory.add("assistant", "Lovely.")
+    memory.add("user", "Anything else?")
+    index = memory.policy._index  # type: ignore[attr-defined]
+    hi = memory.turns[-2].number
+    assert not index.bm25.search(terms("instrument grandfather"), 5, 0, hi)[1:]  # alone, BM25 finds the question only
+    ranked = [n for _, n in index.rank("instrument grandfather", 0, hi, 2, 0.0)]
+    assert ranked == [turn_of(memory, "instrument"), turn_of(memory, "cello")]
 
 
 def test_bm25_skips_common_terms_and_bounds_the_postings_walk() -> None:
@@ -137,8 +169,9 @@ def test_recent_turns_are_kept_first() -> None:
 def test_neighbours_come_with_a_hit() -> None:
     facts = {10: "Let me tell you about the bakery on Elm street."}
     for neighbours, expected in ((0, set()), (1, {9, 11})):
-        memory = chat(
-            Memory("semantic", max_tokens=400, reserve_output=0, neighbours=neighbours, recent_turns=0), facts
+        memory = chat(  # one candidate: the hit's neighbours, found through its words too, rank just below it
+            Memory("semantic", max_tokens=400, reserve_output=0, neighbours=neighbours, recent_turns=0, candidates=1),
+            facts,
         )
         kept = kept_turns(memory, "bakery Elm street")
         hit = turn_of(memory, "bakery")
@@ -160,9 +193,10 @@ def test_mmr_lambda_trades_relevance_for_diversity() -> None:
         assert isinstance(policy, Semantic)
         view_turns = memory.turns
         ranked = policy._index.rank(query, view_turns[0].number, view_turns[-2].number, 10, 0.0)
-        orders[lam] = list(policy._index.mmr(ranked, lam))[:2]
-    assert set(orders[1.0]) == {5, 6}  # the two near-duplicates rank first on relevance alone
-    assert 20 in orders[0.3]  # with diversity, the different kayak turn comes second
+        orders[lam] = list(policy._index.mmr(ranked, lam))
+    assert set(orders[1.0][:2]) == {5, 6}  # the two near-duplicates rank first on relevance alone
+    first, order = orders[0.3][0], orders[0.3]
+    assert first in (5, 6) and order.index(20) < order.index(11 - first)  # with diversity, the other kayak turn first
 
 
 def test_dates_open_each_run_of_turns_and_the_budget_stays_exact() -> None:
@@ -281,7 +315,7 @@ def test_dense_weight_fuses_the_embedding_ranking() -> None:
     index = memory.policy._index  # type: ignore[attr-defined]
     query, hi = "coral reef snorkellers", memory.turns[-2].number
     index.flush()
-    lexical = [n for _, n in index.bm25.search(terms(query), 5, 0, hi)]
+    lexical = [n for _, n in index._lexical(terms(query), 0, hi)][:5]
     dense = [n for _, n in index._dense(query, range(hi + 1))]
     assert [n for _, n in index.rank(query, 0, hi, 5, 0.0)] == lexical  # weight 0: BM25 alone
     assert [n for _, n in index.rank(query, 0, hi, 2, 1000.0)] == dense[:2]  # a heavy weight: the embedding leads
@@ -306,11 +340,14 @@ def test_dense_pool_bounds_the_turns_scored_by_embedding() -> None:
 def index_snapshot(policy: Semantic) -> tuple[object, ...]:
     index = policy._index
     index.flush()
-    bm25 = index.bm25
+    bm25, near = index.bm25, index.near
     return (
         bm25._postings,
         bm25._lengths,
         bm25._total,
+        near._postings,
+        near._lengths,
+        near._total,
         sorted(index.turns),
         index.dates,
         {n: [round(x, 5) for x in v] for n, v in index._vectors.items()},
@@ -331,10 +368,10 @@ def test_index_after_retention_equals_one_built_from_what_is_left() -> None:
     assert isinstance(a, Semantic) and isinstance(b, Semantic)
     offset = capped.turns[0].number - rebuilt.turns[0].number
     assert sorted(n - offset for n in a._index.turns) == sorted(b._index.turns)
-    assert a._index.bm25._total == b._index.bm25._total
-    assert {t: {d - offset: f for d, f in p.items()} for t, p in a._index.bm25._postings.items()} == (
-        b._index.bm25._postings
-    )
+    for index in ("bm25", "near"):  # the neighbours' words too: the evicted turn's are gone from the turn after it
+        left, built = getattr(a._index, index), getattr(b._index, index)
+        assert left._total == built._total
+        assert {t: {d - offset: f for d, f in p.items()} for t, p in left._postings.items()} == built._postings
     assert not a._index.bm25.search(terms("Reykjavik"), 5, 0, 10**6)  # the evicted fact is gone
 
 

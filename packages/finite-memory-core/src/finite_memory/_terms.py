@@ -1,8 +1,9 @@
 """Text to index terms: lower-cased words, stop words dropped, a light suffix stemmer.
 
 Shared by the BM25 index and the hashing embedder, so a query and the turns it looks
-for are analysed the same way. The stemmer only folds common English inflections
-(``painted``/``painting``/``paints`` -> ``paint``); it never needs a dictionary.
+for are analysed the same way. The stemmer folds common English inflections
+(``painted``/``painting``/``paints`` -> ``paint``) and a few noun-forming suffixes
+(``recommendation`` -> ``recommend``); it never needs a dictionary.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ STOP_WORDS = frozenset(
 
 _SUFFIXES = ("ingly", "edly", "ings", "ing", "ied", "ies", "ed", "es", "ly", "s")
 _DOUBLE = frozenset("bdfgmnprt")
+#: Noun-forming suffixes folded into their verb (``rejection`` -> ``reject``, ``retirement``
+#: -> ``retir``) when at least 5 letters are left, so short words (``nation``) keep theirs.
+_DERIVED = ("ation", "ion", "ment")
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A word folded to a stem shared by its common inflections (``moved`` -> ``mov``)."""
+    """A word folded to a stem shared by its inflections and derived nouns (``rejected``, ``rejection``)."""
     if len(word) <= 3 or not word.isalpha():
         return word
     for suffix in _SUFFIXES:
@@ -46,6 +50,10 @@ def stem(word: str) -> str:
                 word = word[:-1] + "y"  # happily -> happy
             elif len(word) > 3 and word[-1] == word[-2] and word[-1] in _DOUBLE:
                 word = word[:-1]  # running -> run
+            break
+    for suffix in _DERIVED:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 5:
+            word = word[: -len(suffix)]
             break
     if len(word) > 3 and word.endswith("e"):
         word = word[:-1]  # move / moved / moving -> mov

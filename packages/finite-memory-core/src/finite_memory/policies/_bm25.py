@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from operator import itemgetter
 
@@ -62,6 +62,33 @@ class BM25Index:
         self._lengths[doc] = self._lengths.get(doc, 0) + added
         self._total += added
 
+    def counts(self, doc: int) -> Mapping[str, int]:
+        """The term counts of document ``doc`` (empty when absent); a view, not a copy."""
+        return self._docs.get(doc, {})
+
+    def subtract(self, doc: int, counts: Mapping[str, int]) -> None:
+        """Take ``counts`` out of document ``doc`` (as much as it holds); the emptied document is dropped."""
+        own = self._docs.get(doc)
+        if own is None:
+            return
+        for term, count in counts.items():
+            held = own.get(term, 0)
+            taken = min(held, count)
+            if not taken:
+                continue
+            if held > taken:
+                own[term] = self._postings[term][doc] = held - taken
+            else:
+                del own[term]
+                entry = self._postings[term]
+                del entry[doc]
+                if not entry:
+                    del self._postings[term]
+            self._lengths[doc] -= taken
+            self._total -= taken
+        if not own:
+            self.remove(doc)
+
     def remove(self, doc: int) -> None:
         """Forget document ``doc`` entirely (no-op when absent)."""
         counts = self._docs.pop(doc, None)
@@ -76,37 +103,44 @@ class BM25Index:
 
     def search(self, terms: Iterable[str], limit: int, lo: int, hi: int) -> list[tuple[float, int]]:
         """The best ``limit`` documents with ``lo <= doc <= hi``, as ``(score, doc)``, best first."""
-        n = len(self._docs)
-        if not n or limit <= 0:
+        if limit <= 0:
             return []
+        best = heapq.nlargest(limit, self.scores(terms, lo, hi).items(), key=itemgetter(1))  # ties: posting order
+        return [(score, doc) for doc, score in best]
+
+    def scores(
+        self, terms: Iterable[str], lo: int, hi: int, weight: float = 1.0, into: dict[int, float] | None = None
+    ) -> dict[int, float]:
+        """BM25 scores times ``weight`` of the documents with ``lo <= doc <= hi`` that match ``terms``.
+
+        They are added to ``into`` when given (several indexes can score into one
+        dict), which is returned.
+        """
+        scores: dict[int, float] = {} if into is None else into
+        n = len(self._docs)
+        if not n:
+            return scores
         wanted: dict[str, int] = {}
         for term in terms:
             wanted[term] = wanted.get(term, 0) + 1
-        found = sorted(
-            ((len(self._postings[t]), t) for t in wanted if t in self._postings),
-            key=lambda pair: (pair[0], pair[1]),
-        )
-        if not found:
-            return []
+        found = sorted((len(self._postings[t]), t) for t in wanted if t in self._postings)
         avgdl = self._total / n
         k1, b = self.k1, self.b
         lengths = self._lengths
-        scores: dict[int, float] = {}
         budget = self.max_postings
         flat, slope = k1 * (1 - b), k1 * b / avgdl
         get = scores.get
         for i, (df, term) in enumerate(found):
             if budget <= 0 or (i and df > self.max_df * n):
                 break  # common terms from here on: they cannot reorder the rare-term hits much
-            weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) * wanted[term] * (k1 + 1)
+            factor = weight * math.log(1 + (n - df + 0.5) / (df + 0.5)) * wanted[term] * (k1 + 1)
             postings = self._postings[term].items()
             walk = postings if df <= budget else islice(reversed(postings), budget)  # newest first
             budget -= df
             for doc, tf in walk:
                 if lo <= doc <= hi:
-                    scores[doc] = get(doc, 0.0) + weight * tf / (tf + flat + slope * lengths[doc])
-        best = heapq.nlargest(limit, scores.items(), key=itemgetter(1))  # stable: ties keep posting order
-        return [(score, doc) for doc, score in best]
+                    scores[doc] = get(doc, 0.0) + factor * tf / (tf + flat + slope * lengths[doc])
+        return scores
 
     def idf(self, term: str, n: int) -> float:
         """The BM25 inverse document frequency of ``term`` among ``n`` documents."""

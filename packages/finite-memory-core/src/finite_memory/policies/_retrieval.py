@@ -1,9 +1,11 @@
 """The index behind the retrieval policies: BM25 postings, cached embeddings, session dates.
 
 Every message is analysed once, when it is archived (``on_add``): its terms go into
-the BM25 postings and its text into a queue that is embedded a batch at a time. A
-query then costs its own embedding, a bounded walk over the postings and a bounded
-number of dot products, whatever the length of the archive.
+the BM25 postings of its turn, into a second index under the turns beside it (document
+expansion: a reply is found through the question it answers, and a question through
+its reply), and its text into a queue that is embedded a batch at a time. A query then
+costs its own embedding, two bounded walks over the postings and a bounded number of
+dot products, whatever the length of the archive.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from operator import mul
+from operator import itemgetter, mul
 
 from .._message import Message
 from .._terms import terms
@@ -24,6 +26,15 @@ EMBED_BATCH = 64
 
 #: The constant of reciprocal rank fusion, as in Cormack et al. (2009).
 RRF_K = 60
+
+#: The weight of a turn's neighbours' words in its BM25 score (its own words weigh 1):
+#: enough to reach a turn that shares no word with the query but answers (or asks) one
+#: that does, small enough that a turn matching the query itself still ranks first.
+NEAR_WEIGHT = 0.15
+
+#: The postings one query may walk in the neighbours' index (the turns' own index walks
+#: 2,000): the secondary evidence gets the smaller share of a query's bounded cost.
+NEAR_POSTINGS = 1000
 
 
 class TurnIndex:
@@ -42,6 +53,7 @@ class TurnIndex:
         self.dense_pool = dense_pool
         self.date_key = date_key
         self.bm25 = BM25Index()
+        self.near = BM25Index(max_postings=NEAR_POSTINGS)  # turn n -> the words of turns n - 1 and n + 1
         self.turns: dict[int, Turn] = {}
         self.dates: dict[int, str] = {}
         self._vectors: dict[int, array[float]] = {}  # unit length: the direction of the turn's sum
@@ -57,7 +69,12 @@ class TurnIndex:
         date = message.meta.get(self.date_key) if message.meta else None
         if isinstance(date, str) and date and number not in self.dates:
             self.dates[number] = date
-        self.bm25.add(number, terms(text))
+        found = terms(text)
+        self.bm25.add(number, found)
+        if found:
+            self.near.add(number + 1, found)
+            if number - 1 in self.turns:
+                self.near.add(number - 1, found)
         if text.strip():
             self._pending.append((number, text))
             if len(self._pending) >= EMBED_BATCH:
@@ -70,6 +87,10 @@ class TurnIndex:
             gone.add(number)
             self.turns.pop(number, None)
             self.dates.pop(number, None)
+            own = self.bm25.counts(number)
+            self.near.subtract(number - 1, own)
+            self.near.subtract(number + 1, own)
+            self.near.remove(number)
             self.bm25.remove(number)
             self._vectors.pop(number, None)
             self._norms.pop(number, None)
@@ -104,7 +125,7 @@ class TurnIndex:
         ``dense_weight`` scales the embedding ranking's share of the fusion (0 leaves it out).
         """
         self.flush()
-        lexical = self.bm25.search(terms(query), self.dense_pool, lo, hi)
+        lexical = self._lexical(terms(query), lo, hi)
         if lexical and not dense_weight:
             return lexical[:limit]
         span = hi - lo + 1
@@ -118,6 +139,16 @@ class TurnIndex:
             for rank, (_, number) in enumerate(ranking):
                 fused[number] = fused.get(number, 0.0) + weight / (RRF_K + rank + 1)
         return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
+
+    def _lexical(self, query: list[str], lo: int, hi: int) -> list[tuple[float, int]]:
+        """BM25 hits of turns in ``[lo, hi]``, best first: own words plus ``NEAR_WEIGHT`` times the neighbours'.
+
+        (A neighbours' document in ``[lo, hi]`` is always a turn's: one is made only
+        beside a turn, and goes with it.)
+        """
+        scores = self.near.scores(query, lo, hi, NEAR_WEIGHT, self.bm25.scores(query, lo, hi))
+        best = heapq.nlargest(self.dense_pool, scores.items(), key=itemgetter(1))
+        return [(score, number) for number, score in best]
 
     def side(self, number: int, query: str) -> int:
         """Where the line matching ``query`` best sits in turn ``number``: -1 first, 1 last, 0 neither.

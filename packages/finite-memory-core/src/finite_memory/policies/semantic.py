@@ -19,8 +19,9 @@ from ._retrieval import TurnIndex
 class Semantic(Policy):
     """Keep the turns most relevant to the query, their neighbours, and the latest turns.
 
-    Turns are ranked by BM25 over an incremental inverted index and by embedding
-    similarity, the two rankings fused by reciprocal rank fusion, then reordered by
+    Turns are ranked by BM25 over an incremental inverted index (a turn's own words,
+    plus its neighbours' words at weight 0.15, so a reply is found through the question
+    it answers) and by embedding similarity, the two rankings fused by reciprocal rank fusion, then reordered by
     maximal marginal relevance so near-duplicates do not crowd out other evidence.
     (The default ``hashing`` embedder declares a fusion weight of 0: fused, it lowered
     recall, so it serves MMR's similarity and the queries BM25 cannot match; a neural
@@ -33,7 +34,7 @@ class Semantic(Policy):
     window.
 
     Cost: a message is analysed and embedded once (embeddings in batches); a query
-    costs its own embedding, a walk over at most 2,000 postings, at most ``dense_pool``
+    costs its own embedding, a walk over at most 3,000 postings, at most ``dense_pool``
     dot products and an MMR over ``candidates`` hits, whatever the archive's length.
 
     Options:
