@@ -432,3 +432,13 @@ def test_an_embedder_returning_the_wrong_number_of_vectors_is_named() -> None:
     with pytest.raises(ValueError, match="embedder returned 5 vectors for 6 texts"):
         memory.context(query="pasta")
     assert len(policy._index._pending) == 6  # the batch stays queued for the next try
+
+
+def test_a_query_over_empty_turns_finds_nothing_and_does_not_fail() -> None:
+    # found by hypothesis: every archived message empty, so no document has a length
+    for policy in ("semantic", "hybrid"):
+        mem = Memory(policy=policy, max_tokens=256, reserve_output=32)
+        for _ in range(6):
+            mem.add("user", "")
+        ctx = mem.context(query="0")
+        assert ctx.tokens <= mem.budget and ctx.messages[-1].role == "user"

@@ -124,6 +124,8 @@ class BM25Index:
         for term in terms:
             wanted[term] = wanted.get(term, 0) + 1
         found = sorted((len(self._postings[t]), t) for t in wanted if t in self._postings)
+        if not found:  # also when every document is empty (no average length to divide by)
+            return scores
         avgdl = self._total / n
         k1, b = self.k1, self.b
         lengths = self._lengths
