@@ -13,7 +13,10 @@ module and costs next to nothing.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing (and re) would double this module's cost
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,10 @@ plug-ins register by name: the ``minilm`` embedder, the ``attention`` scorer and
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing (and re) would double this module's cost
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
