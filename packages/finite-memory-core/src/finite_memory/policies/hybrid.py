@@ -12,6 +12,7 @@ from ..embedders import Embedder
 from ..summarizers import Summarizer
 from ._base import Policy, PolicyInput, Selection
 from ._knapsack import knapsack
+from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 from ._summary import RunningSummary
 from .semantic import Semantic
@@ -77,16 +78,11 @@ class Hybrid(Policy):
                 raise ValueError(f"{option} must be a number in [0, 1], got {value!r}")
         if sum(getattr(self, option) for option in _SHARES) > 1 + 1e-9:
             raise ValueError("pinned_share + recent_share + summary_share must be at most 1")
-        if not isinstance(self.sink_turns, int) or isinstance(self.sink_turns, bool) or self.sink_turns < 0:
-            raise ValueError(f"sink_turns must be an int >= 0, got {self.sink_turns!r}")
+        check_ints(self, ("sink_turns",), 0)
         if not isinstance(self.pin_key, str) or not self.pin_key:
             raise ValueError(f"pin_key must be a non-empty string, got {self.pin_key!r}")
-        for option in ("summary_tokens", "chunk_tokens"):
-            value = getattr(self, option)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 16:
-                raise ValueError(f"{option} must be an int >= 16, got {value!r}")
-        if not isinstance(self.hysteresis, (int, float)) or not 0 <= self.hysteresis <= 0.9:
-            raise ValueError(f"hysteresis must be a number in [0, 0.9], got {self.hysteresis!r}")
+        check_ints(self, ("summary_tokens", "chunk_tokens"), 16)
+        check_number(self, "hysteresis", 0, 0.9)
         self._retrieval = Semantic(
             embedder=self.embedder,
             recent_turns=0,

@@ -15,6 +15,7 @@ from .._salience import features
 from .._turns import Turn
 from ..scorers import Scorer
 from ._base import Policy, PolicyInput, Selection
+from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 
 #: Messages scored together in one ``Scorer.score`` call (a neural scorer batches them).
@@ -66,12 +67,9 @@ class Importance(Policy):
     _scorer: Scorer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.recent_turns, int) or isinstance(self.recent_turns, bool) or self.recent_turns < 0:
-            raise ValueError(f"recent_turns must be an int >= 0, got {self.recent_turns!r}")
-        for option in ("query_weight", "query_pool"):
-            value = getattr(self, option)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
-                raise ValueError(f"{option} must be a finite number >= 0, got {value!r}")
+        check_ints(self, ("recent_turns",), 0)
+        check_number(self, "query_weight", 0)
+        check_number(self, "query_pool", 0)
         self._scorer = resolve("scorers", self.scorer, Scorer, "score(texts) -> list[float]")
         self._pending: list[tuple[int, str]] = []  # (turn number, text) waiting for the scorer
         self._worth: dict[int, list[float]] = {}  # turn number -> [sum of scores, characters]

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..summarizers import Summarizer
 from ._base import Policy, PolicyInput, Selection
+from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 from ._summary import RunningSummary
 
@@ -43,12 +44,8 @@ class RollingSummary(Policy):
     _summary: RunningSummary = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for option in ("summary_tokens", "chunk_tokens"):
-            value = getattr(self, option)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 16:
-                raise ValueError(f"{option} must be an int >= 16, got {value!r}")
-        if not isinstance(self.hysteresis, (int, float)) or not 0 <= self.hysteresis <= 0.9:
-            raise ValueError(f"hysteresis must be a number in [0, 0.9], got {self.hysteresis!r}")
+        check_ints(self, ("summary_tokens", "chunk_tokens"), 16)
+        check_number(self, "hysteresis", 0, 0.9)
         self._summary = RunningSummary(
             resolve("summarizers", self.summarizer, Summarizer, "summarize(previous, evicted, max_tokens, count)"),
             self.summary_tokens,

@@ -11,6 +11,7 @@ from .._turns import Turn
 from ..embedders import Embedder
 from ._base import Policy, PolicyInput, Selection
 from ._dates import fit_dated
+from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 from ._retrieval import TurnIndex
 
@@ -67,22 +68,10 @@ class Semantic(Policy):
     date_key: str | None = "date_time"
 
     def __post_init__(self) -> None:
-        for option in ("recent_turns", "neighbours"):
-            value = getattr(self, option)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{option} must be an int >= 0, got {value!r}")
-        for option in ("candidates", "dense_pool"):
-            value = getattr(self, option)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{option} must be an int >= 1, got {value!r}")
-        if not isinstance(self.mmr_lambda, (int, float)) or not 0 <= self.mmr_lambda <= 1:
-            raise ValueError(f"mmr_lambda must be a number between 0 and 1, got {self.mmr_lambda!r}")
-        if self.dense_weight is not None and (
-            not isinstance(self.dense_weight, (int, float))
-            or isinstance(self.dense_weight, bool)
-            or self.dense_weight < 0
-        ):
-            raise ValueError(f"dense_weight must be a number >= 0 or None, got {self.dense_weight!r}")
+        check_ints(self, ("recent_turns", "neighbours"), 0)
+        check_ints(self, ("candidates", "dense_pool"), 1)
+        check_number(self, "mmr_lambda", 0, 1)
+        check_number(self, "dense_weight", 0, optional=True)
         if self.date_key is not None and not isinstance(self.date_key, str):
             raise TypeError(f"date_key must be a str or None, got {self.date_key!r}")
         embedder = resolve("embedders", self.embedder, Embedder, "dim and embed(texts) -> list[list[float]]")

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._turns import Turn
 from ._base import Policy, PolicyInput, Selection
+from ._options import check_ints
 
 
 @dataclass
@@ -31,8 +32,7 @@ class Sliding(Policy):
     _start: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.sink_turns, int) or self.sink_turns < 0:
-            raise ValueError(f"sink_turns must be an int >= 0, got {self.sink_turns!r}")
+        check_ints(self, ("sink_turns",), 0)
         if self.low_water is not None and (
             isinstance(self.low_water, bool)
             or not isinstance(self.low_water, (int, float))
