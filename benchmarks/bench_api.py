@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "finit
 import httpx
 from _api_probe import BLOCKER, api_only_turn
 from _api_server import FakeLLMServer
+from _bench import import_ms, verdict
 
 from finite_memory import Chat, Memory, Message
 from finite_memory.eval.locomo import dialogue
@@ -33,10 +33,6 @@ OVERHEAD_TARGET_MS = 5.0
 CALIBRATION_TARGET = 0.05
 IMPORT_TARGET_MS = 150.0
 RSS_TARGET_MIB = 40.0
-
-
-def verdict(ok: bool) -> str:
-    return "OK" if ok else "MISSED"
 
 
 def filled_memory() -> Memory:
@@ -121,15 +117,6 @@ def calibration(server: FakeLLMServer, seeds: int, turns: int) -> None:
         f"calibrated estimate (turns 4-{turns}) error: mean {mean:.1%}, worst {worst:.1%}  "
         f"(target <= {CALIBRATION_TARGET:.0%})  {verdict(worst <= CALIBRATION_TARGET)}"
     )
-
-
-def import_ms(statement: str, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", statement], check=True)
-        best = min(best, time.perf_counter() - start)
-    return best * 1000
 
 
 def imports_and_rss(server: FakeLLMServer, repeats: int) -> None:

@@ -8,9 +8,9 @@ hits them alike.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
+
+from _bench import import_ms, verdict
 
 from finite_memory import ApproxTokenizer, Memory, Message
 
@@ -62,15 +62,6 @@ def time_naive_turns(history: list[Message], turns: int) -> float:
     return statistics.median(times)
 
 
-def import_ms(statement: str, repeats: int = 15) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", statement], check=True)
-        best = min(best, time.perf_counter() - start)
-    return best * 1000
-
-
 def main() -> None:
     print(f"== per-turn cost, sliding policy, {BUDGET}-token budget ==")
     small, large = filled_memory(SMALL), filled_memory(LARGE)
@@ -83,11 +74,9 @@ def main() -> None:
     s, lg, nv = statistics.median(small_t), statistics.median(large_t), statistics.median(naive_t)
     print(f"add+add+context per turn at {SMALL:>6,} messages: {s * 1e6:8.1f} us")
     print(f"add+add+context per turn at {LARGE:>6,} messages: {lg * 1e6:8.1f} us")
-    print(f"flatness ratio (50k / 1k): {lg / s:.2f}x   (target <= 1.5x)  {'OK' if lg / s <= 1.5 else 'MISSED'}")
+    print(f"flatness ratio (50k / 1k): {lg / s:.2f}x   (target <= 1.5x)  {verdict(lg / s <= 1.5)}")
     print(f"naive recount per turn at {LARGE:,} messages: {nv * 1e3:8.2f} ms  (LangChain trim_messages: 53 ms here)")
-    print(
-        f"speed-up over naive at {LARGE:,}: {nv / lg:,.0f}x   (target >= 100x)  {'OK' if nv / lg >= 100 else 'MISSED'}"
-    )
+    print(f"speed-up over naive at {LARGE:,}: {nv / lg:,.0f}x   (target >= 100x)  {verdict(nv / lg >= 100)}")
 
     print("\n== import cost (best of 15) ==")
     bare = import_ms("pass")
@@ -96,7 +85,7 @@ def main() -> None:
     print(f"bare interpreter:                 {bare:6.1f} ms")
     print(
         f"import finite_memory:             {core:6.1f} ms  (+{core - bare:.1f} ms; target <= 15 ms)  "
-        f"{'OK' if core - bare <= 15 else 'MISSED'}"
+        f"{verdict(core - bare <= 15)}"
     )
     print(f"import Memory, Chat + 1 context:  {full:6.1f} ms  (+{full - bare:.1f} ms)")
 

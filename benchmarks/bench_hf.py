@@ -34,6 +34,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _bench import verdict
+
 from finite_memory import Chat, Memory, Message, plugins
 
 PREFILL_TARGET = 1.3  # prefilled tokens <= 1.3x the new tokens
@@ -48,10 +50,6 @@ def user_text(rng: random.Random, i: int) -> str:
         for _ in range(rng.randint(20, 40))
     )
     return f"Turn {i}: {rng.choice(NAMES)} said {words}; note the number {rng.randint(10, 99999)}."
-
-
-def mark(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 def run_reuse(quick: bool) -> None:
@@ -124,7 +122,7 @@ def run_reuse(quick: bool) -> None:
         )
         print(
             f"  greedy replies of reuse identical to fresh prefill (both low-water marks): {identical}/{turns}  "
-            f"{mark(identical == turns)}"
+            f"{verdict(identical == turns)}"
         )
         print(
             f"  {'backend':<11} {'new':>6} {'prefilled':>10} {'prefill/new':>12} {'median turn':>12} "
@@ -149,9 +147,9 @@ def run_reuse(quick: bool) -> None:
             speedup = mean_ms[baseline[name]] / mean_ms[name]
             print(
                 f"  {name}: prefilled/new tokens {ratio:.2f}x "
-                f"(target <= {PREFILL_TARGET}x) {mark(ratio <= PREFILL_TARGET)}; "
+                f"(target <= {PREFILL_TARGET}x) {verdict(ratio <= PREFILL_TARGET)}; "
                 f"wall time per turn {speedup:.2f}x faster than re-prefilling (target >= {SPEEDUP_TARGET}x) "
-                f"{mark(speedup >= SPEEDUP_TARGET)}"
+                f"{verdict(speedup >= SPEEDUP_TARGET)}"
             )
         print(
             "  exact reuse re-prefills the kept window after each eviction: about low_water / (1 - low_water) extra "

@@ -14,6 +14,8 @@ import argparse
 import statistics
 import time
 
+from _bench import verdict
+
 from finite_memory import Memory, Message, plugins
 from finite_memory.eval.locomo import dialogue
 from finite_memory.eval.synthetic import generate_conversation
@@ -95,9 +97,9 @@ def main() -> None:
         for i, (label, (s_ctx, b_ctx, ratio)) in enumerate(figures.items()):
             adds = f"{small_add:9.3f}{big_add:9.3f}{add_ratio:6.2f}x" if i == 0 else " " * 25
             ok = big_add < ADD_MS and add_ratio <= FLAT and b_ctx < CONTEXT_MS and ratio <= FLAT
-            verdict = ("OK" if ok else "MISSED") if judged else "-"
+            mark = verdict(ok) if judged else "-"
             row = f"{label:<9}{s_ctx:6.2f} / {b_ctx:6.2f} /{ratio:5.2f}x"
-            print(f"{name if i == 0 else '':<16}{adds}   {row}   {verdict}")
+            print(f"{name if i == 0 else '':<16}{adds}   {row}   {mark}")
     print(
         f"targets (semantic, hybrid): add < {ADD_MS:g} ms and context < {CONTEXT_MS:g} ms at {LARGE:,} messages, "
         f"add and context each <= {FLAT:g}x the {SMALL:,}-message figure (judged on each query set)."

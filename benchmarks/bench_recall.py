@@ -13,6 +13,8 @@ import argparse
 import time
 from pathlib import Path
 
+from _bench import verdict
+
 from finite_memory import plugins
 from finite_memory.eval.runner import evaluate, load_dataset
 
@@ -47,7 +49,7 @@ def main() -> None:
         if on_dev and name in TARGETS:
             for budget, result in zip(budgets, results, strict=True):
                 target = TARGETS[name][BUDGETS.index(budget)]
-                verdicts.append(f">={target:.2f} {'OK' if result.overall >= target else 'MISSED'}")
+                verdicts.append(f">={target:.2f} {verdict(result.overall >= target)}")
         add_ms = max(r.add_ms for r in results)
         ctx_ms = max(r.context_ms for r in results)
         print(
