@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from finite_memory import BackendError, CheckpointError, Memory
 from finite_memory.compat import (
@@ -365,6 +368,8 @@ def test_memory_stats_round_trip_and_validation() -> None:
         MemoryStats.from_dict([])
     with pytest.raises(ValueError, match="tokens_seen"):
         MemoryStats.from_dict({"tokens_seen": 1.5})
+    with pytest.raises(ValueError, match="compression_ratio"):
+        MemoryStats.from_dict({"compression_ratio": math.nan})
 
 
 def test_api_backend_generate_works_on_plain_lists() -> None:
@@ -415,3 +420,43 @@ def test_prometheus_hook_counts_turns_and_evictions() -> None:
     llm.reset()  # the totals restart: the counter must not go back, nor count the old total again
     llm.chat("fresh start")
     assert registry.get_sample_value("finite_memory_tokens_evicted_total") == evicted
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 600) | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_roles = st.sampled_from(["user", "assistant", "system", "tool", "wizard", 3])
+_entry = st.fixed_dictionaries({"role": _roles, "content": st.text(max_size=20) | st.integers()})
+_reference_document = st.fixed_dictionaries(
+    {
+        "config": st.fixed_dictionaries(
+            {"max_tokens": st.integers(-10, 600) | _json, "memory_policy": st.sampled_from(["sliding", "bad"])},
+            optional={"window_size": st.integers(0, 300) | _json, "summary_interval": _json},
+        ),
+        "state": st.fixed_dictionaries(
+            {"conversation_history": st.lists(_entry, max_size=4) | _json},
+            optional={"token_buffer": st.lists(st.integers(0, 99), max_size=4) | _json, "finite_memory": _json},
+        ),
+        "stats": st.dictionaries(st.sampled_from(["tokens_seen", "evictions", "compression_ratio", "x"]), _json),
+    },
+    optional={"metadata": _json},
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_json | _reference_document)
+def test_any_checkpoint_file_loads_or_raises_a_checkpoint_error(tmp_path: Path, document: Any) -> None:
+    llm, _ = api_llm()
+    llm.chat("keep me")
+    before = (llm.conversation_history, asdict(llm.stats), llm.memory_policy, llm.max_tokens)
+    path = tmp_path / "fuzzed.json"
+    path.write_text(json.dumps(document))
+    try:
+        config = llm.load_checkpoint(path)
+    except ReferenceCheckpointError:
+        assert (llm.conversation_history, asdict(llm.stats), llm.memory_policy, llm.max_tokens) == before
+    else:
+        assert config["max_tokens"] == llm.max_tokens and llm.memory.max_tokens == llm.max_tokens
+        assert all(math.isfinite(value) for value in asdict(llm.stats).values())

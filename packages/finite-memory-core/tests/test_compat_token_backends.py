@@ -6,6 +6,8 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from finite_memory import BackendError
 from finite_memory.compat import APIChatBackend, CompleteFiniteMemoryLLM, LLMBackend
@@ -88,3 +90,24 @@ def test_api_chat_backend_generate_keeps_tensors() -> None:
     out = backend.generate(torch.tensor([[104, 105]]), max_new_tokens=5)
     assert isinstance(out["sequences"], torch.Tensor)
     assert out["sequences"].tolist() == [[104, 105, 72, 73]]
+
+
+_outputs = st.recursive(
+    st.none() | st.integers(-3, 300) | st.text(max_size=3) | st.floats(allow_nan=True),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.sampled_from(["sequences", "x"]), inner, max_size=2),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(output=_outputs)
+def test_whatever_generate_returns_the_turn_succeeds_or_fails_cleanly(output: Any) -> None:
+    model = CharModel()
+    model.generate = lambda input_ids, max_new_tokens, **kw: output  # type: ignore[method-assign]
+    llm = CompleteFiniteMemoryLLM(model, max_tokens=64)
+    try:
+        result = llm.chat("hi")
+    except BackendError:
+        assert llm.conversation_history == [] and llm.stats.tokens_seen == 0
+    else:
+        assert isinstance(result["response"], str) and len(llm.conversation_history) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -58,8 +59,8 @@ class MemoryStats:
             raise ValueError(f"unknown stats fields: {', '.join(sorted(unknown))}")
         for name, value in data.items():
             wanted = (int, float) if known[name] == "float" else (int,)
-            if not isinstance(value, wanted) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"stats.{name} must be a number >= 0, got {value!r}")
+            if not isinstance(value, wanted) or isinstance(value, bool) or not 0 <= value < math.inf:
+                raise ValueError(f"stats.{name} must be a finite number >= 0, got {value!r}")
         return cls(**data)
 
 
