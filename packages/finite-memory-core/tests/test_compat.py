@@ -207,6 +207,12 @@ def test_reset_forgets_the_conversation_and_the_totals() -> None:
     llm.reset()
     assert llm.conversation_history == [] and llm.stats == MemoryStats() and not llm.token_buffer
     assert llm.get_context_window() == ""
+    llm.chat("again")
+    llm.stats = MemoryStats()  # the reference's way to restart the counts
+    llm.chat("and again")
+    assert llm.stats.total_policy_calls == 3
+    with pytest.raises(TypeError, match="MemoryStats"):
+        llm.stats = {}  # type: ignore[assignment]
 
 
 def test_checkpoints_keep_the_reference_layout_and_restore_everything(tmp_path: Path) -> None:

@@ -104,8 +104,7 @@ class CompleteFiniteMemoryLLM:
         self._given = {name: value for name, value in given.items() if value is not None}
         self.max_tokens = max_tokens
         self.memory_policy = memory_policy
-        self.stats = MemoryStats()
-        self._ledger = TurnLedger(self.stats)
+        self._ledger = TurnLedger(MemoryStats())
         self.token_buffer: deque[int] = deque()
         self.context_builder = ContextBuilder(max_tokens=max(0, max_tokens), window_size=self.window_size)
         memory = self._new_memory(memory_policy, max_tokens, self._given, max_policy_ms)
@@ -127,6 +126,17 @@ class CompleteFiniteMemoryLLM:
     @property
     def summary_interval(self) -> int:
         return int(self._given.get("summary_interval", REFERENCE_DEFAULTS["summary_interval"]))
+
+    @property
+    def stats(self) -> MemoryStats:
+        """The running totals (replace them with a new :class:`MemoryStats` to start counting again)."""
+        return self._ledger.stats
+
+    @stats.setter
+    def stats(self, stats: MemoryStats) -> None:
+        if not isinstance(stats, MemoryStats):
+            raise TypeError(f"stats must be a MemoryStats, not {type(stats).__name__}")
+        self._ledger.stats = stats
 
     @property
     def max_policy_ms(self) -> float | None:
@@ -283,7 +293,6 @@ class CompleteFiniteMemoryLLM:
     def _start(self, memory: Memory, stats: MemoryStats, token_buffer: list[int]) -> None:
         """Go on from ``memory`` with these totals (after a reset or a loaded checkpoint)."""
         self._chat = _TurnChat(self._chat.backend, memory)
-        self.stats = stats
         self._ledger = TurnLedger(stats)
         self.token_buffer = deque(token_buffer)
         self.context_builder = ContextBuilder(max_tokens=max(0, self.max_tokens), window_size=self.window_size)
