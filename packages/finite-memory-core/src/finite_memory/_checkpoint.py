@@ -102,9 +102,15 @@ def _prefix(stated: str) -> bytes:
 
 
 def save(memory: Memory, path: str | os.PathLike[str]) -> None:
-    """Write ``memory`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync of the folder."""
-    target = Path(path)
-    data = dump(memory)
+    """Write ``memory`` to ``path`` atomically (see :func:`write_atomically`)."""
+    write_atomically(Path(path), dump(memory))
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target``: temp file in the same folder, fsync, rename, fsync of the folder.
+
+    A reader sees the old file or the new one, never a half-written one.
+    """
     folder = target.parent
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._message import Message
+from ._provider_messages import to_anthropic, to_openai
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,5 +47,16 @@ class Context:
     budget: int = field(default=0)
 
     def as_dicts(self) -> list[dict[str, Any]]:
-        """The messages as plain dicts (role, content, and tool fields where set)."""
+        """The messages in the archive's form (``Message.to_dict``): ``id``, ``turn`` and ``meta`` included.
+
+        For a provider's SDK use :meth:`to_openai` or :meth:`to_anthropic`.
+        """
         return [m.to_dict() for m in self.messages]
+
+    def to_openai(self) -> list[dict[str, Any]]:
+        """The messages for ``client.chat.completions.create(model=..., messages=ctx.to_openai())``."""
+        return to_openai(self.messages)
+
+    def to_anthropic(self) -> dict[str, Any]:
+        """``system`` and ``messages``: ``client.messages.create(model=..., max_tokens=..., **ctx.to_anthropic())``."""
+        return to_anthropic(self.messages)

@@ -1,0 +1,89 @@
+"""Messages in the request shapes of the OpenAI and Anthropic SDKs, ready to pass straight to them.
+
+Only what each API knows goes out: the archive's ``id``, ``turn`` and ``meta`` stay
+behind (``Context.as_dicts()`` keeps them; that is the archive's form, not a request's).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ._message import Message
+
+
+def openai_message(message: Message) -> dict[str, Any]:
+    """One message as a chat-completions request message.
+
+    An assistant message that only calls tools has ``content`` ``None``, as the API
+    returns it; a tool result carries ``tool_call_id`` and no ``name``.
+    """
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name is not None and message.role != "tool":
+        data["name"] = message.name
+    if message.tool_calls:
+        data["tool_calls"] = [
+            {"id": call["id"], "type": "function", "function": dict(call["function"])} for call in message.tool_calls
+        ]
+        if not message.content:
+            data["content"] = None
+    if message.tool_call_id is not None:
+        data["tool_call_id"] = message.tool_call_id
+    return data
+
+
+def to_openai(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """``messages`` for ``client.chat.completions.create(messages=...)``."""
+    return [openai_message(m) for m in messages]
+
+
+def to_anthropic(messages: Sequence[Message]) -> dict[str, Any]:
+    """``{"system": ..., "messages": [...]}`` for ``client.messages.create(**...)``.
+
+    System messages (the prompt, a running summary) are joined into ``system``, left
+    out when there are none. Tool calls become ``tool_use`` blocks with their arguments
+    parsed, tool results ``tool_result`` blocks in a user message; consecutive messages
+    of one role are merged, since the API wants user and assistant to alternate. Empty
+    text blocks, which the API refuses, are left out.
+    """
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        blocks = _anthropic_blocks(message)
+        if not blocks:
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    request: dict[str, Any] = {"messages": turns}
+    if system:
+        request["system"] = system
+    return request
+
+
+def _anthropic_blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls or ():
+        function = call["function"]
+        blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": _arguments(call)})
+    return blocks
+
+
+def _arguments(call: dict[str, Any]) -> dict[str, Any]:
+    raw = call["function"].get("arguments") or "{}"
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"tool call {call['id']!r} has arguments that are not a JSON object: {str(raw)[:80]!r}")
+    return value
