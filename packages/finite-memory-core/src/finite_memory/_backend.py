@@ -74,20 +74,38 @@ class SyncBackend:
         return await asyncio.to_thread(self.complete, messages, **options)
 
     async def astream(self, messages: Sequence[Message], **options: Any) -> AsyncIterator[str | Completion]:
+        """:meth:`stream` in a worker thread, one piece at a time.
+
+        Cancelling the consumer (``Chat.astream`` in a task that is cancelled) while a
+        piece is being made waits for that piece, then closes the stream in the worker
+        thread: a generator cannot be closed while it runs, and a stream left open would
+        keep the backend busy until garbage collection.
+        """
         import asyncio
+        import threading
 
         iterator = self.stream(messages, **options)
         done = object()
+        running = threading.Lock()  # held while the worker thread is inside the generator
+
+        def step() -> Any:
+            with running:
+                return next(iterator, done)
+
+        def close() -> None:
+            with running:
+                closer = getattr(iterator, "close", None)
+                if closer is not None:
+                    closer()
+
         try:
             while True:
-                item = await asyncio.to_thread(next, iterator, done)
+                item = await asyncio.to_thread(step)
                 if item is done:
                     return
-                yield item  # type: ignore[misc]
+                yield item
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            await asyncio.shield(asyncio.to_thread(close))
 
     def close(self) -> None:
         """Release what the backend holds (nothing, unless a subclass says otherwise)."""
