@@ -235,7 +235,7 @@ class HTTPBackend:
                 if 200 <= response.status_code < 300:
                     return response, attempt
                 try:
-                    error_body = self._read_error(response.iter_raw(), response)
+                    error_body = self._read_error(_chunks(response), response)
                 except httpx.TransportError:
                     pass
                 finally:
@@ -274,7 +274,8 @@ class HTTPBackend:
         """At most ``_MAX_ERROR_BYTES`` of an error body, decoded; the rest is never read."""
         limit = min(_MAX_ERROR_BYTES, self.limits.max_response_bytes)
         try:
-            decoder = BodyDecoder(response.headers.get("content-encoding"), limit)
+            encoding = None if response.is_stream_consumed else response.headers.get("content-encoding")
+            decoder = BodyDecoder(encoding, limit)
         except LimitExceeded:
             return b""
         out = bytearray()
@@ -371,8 +372,9 @@ class HTTPBackend:
         raise self._malformed(failure, response.status_code, raw, retries)
 
     def _body_decoder(self, response: httpx.Response, retries: int) -> BodyDecoder:
+        encoding = None if response.is_stream_consumed else response.headers.get("content-encoding")
         try:
-            return BodyDecoder(response.headers.get("content-encoding"), self.limits.max_response_bytes)
+            return BodyDecoder(encoding, self.limits.max_response_bytes)
         except LimitExceeded as exc:
             message = str(exc)
         raise self._error(message, response.status_code, retries)
@@ -382,7 +384,7 @@ class HTTPBackend:
         failure = ""
         try:
             decoder, body = self._body_decoder(response, retries), bytearray()
-            for raw in response.iter_raw():
+            for raw in _chunks(response):
                 body += decoder.feed(raw)
                 self._remaining(call, retries)
             decoder.finish()
@@ -421,7 +423,7 @@ class HTTPBackend:
         failure = ""
         try:
             decoder, body = self._body_decoder(response, retries), bytearray()
-            async for raw in response.aiter_raw():
+            async for raw in _achunks(response):
                 body += decoder.feed(raw)
                 self._remaining(call, retries)
             decoder.finish()
@@ -443,7 +445,7 @@ class HTTPBackend:
         response, retries = self._send(call)
         reader = _StreamReader(self, response, call, retries)
         try:
-            for raw in response.iter_raw():
+            for raw in _chunks(response):
                 yield from reader.feed(raw)
                 if reader.stopped:
                     break
@@ -459,7 +461,7 @@ class HTTPBackend:
         response, retries = await self._asend(call)
         reader = _StreamReader(self, response, call, retries)
         try:
-            async for raw in response.aiter_raw():
+            async for raw in _achunks(response):
                 for item in reader.feed(raw):
                     yield item
                 if reader.stopped:
@@ -595,9 +597,26 @@ class _StreamReader:
         raise backend._malformed(failure, self.status, bytes(self.body), self.retries, stream=not self.whole)
 
 
+def _chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body's raw bytes as they arrive (a response built in memory, as a mock's, is whole already)."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        yield from response.iter_raw()
+
+
+async def _achunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """:func:`_chunks` for the async client."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        async for chunk in response.aiter_raw():
+            yield chunk
+
+
 async def _bounded_aiter(response: httpx.Response) -> AsyncIterator[bytes]:
     size = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in _achunks(response):
         yield chunk
         size += len(chunk)
         if size >= _MAX_ERROR_BYTES:
