@@ -18,6 +18,18 @@ not JSON), ``"bad_sse"`` (a stream with a line that is not an SSE field) and
 whose data is not JSON), ``"error_event"`` (an error event half-way through a stream) and
 ``"stall:SECONDS"`` (a stream that stops half-way for that
 long, then goes on).
+
+Hostile faults: ``"redirect"`` (a 302), ``"drip"`` (a stream that sends one byte every
+50 ms), ``"endless"`` (a stream of text events that never finishes), ``"big_body"`` /
+``"big_error"`` (a 64 MiB reply or error body), ``"gzip_bomb"`` (a 1 GiB body gzipped to
+about 1 MiB), ``"long_line"`` (a 64 MiB event-stream line), ``"no_done"`` (a stream that
+ends after its finish reason with no ``[DONE]`` or ``message_stop``, as ``transformers
+serve`` does). Each stops by itself within a few seconds of the client leaving.
+
+``server.context_limit``: when set, a prompt counted over it is refused with the
+provider's context-length error. Usage reports cached prompt tokens: the prefix of
+messages shared with the previous request (OpenAI), or the system prompt when it
+carries ``cache_control`` and was seen before (Anthropic).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -96,6 +109,9 @@ class FakeLLMServer(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds every request waits before it is answered
+        self.context_limit: int | None = None
+        self.last_messages: list[Any] = []
+        self.seen_systems: set[str] = set()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -227,6 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"error": {"message": "overloaded"}})
         if fault == "bad_json":
             return self._send_raw(200, b'{"choices": [ this is not json')
+        if fault == "redirect":
+            return self._send_raw(302, b"", {"location": "http://127.0.0.1:1/elsewhere"})
+        if fault in ("drip", "endless", "big_body", "big_error", "gzip_bomb", "long_line"):
+            return self._hostile(fault, anthropic)
         if self.path == "/tokenize":
             return self._tokenize(body)
         if self.path == "/v1/chat/completions":
@@ -234,6 +254,68 @@ class _Handler(BaseHTTPRequestHandler):
         if anthropic:
             return self._anthropic(body, fault)
         self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def _hostile(self, fault: str, anthropic: bool) -> None:
+        """Replies meant to exhaust a client: each gives up once the client is gone or after 10 s."""
+        stop = time.monotonic() + 10
+        status = 500 if fault == "big_error" else 200
+        self.send_response(status)
+        kind = "text/event-stream" if fault in ("drip", "endless", "long_line") else "application/json"
+        self.send_header("content-type", kind)
+        if fault == "gzip_bomb":
+            self.send_header("content-encoding", "gzip")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        try:
+            if fault == "drip":
+                self._chunk("data: ")
+                while time.monotonic() < stop:
+                    self._chunk("x")
+                    time.sleep(0.05)
+            elif fault == "endless":
+                event = 'data: {"choices": [{"index": 0, "delta": {"content": "more "}}]}\n\n'
+                if anthropic:
+                    self._chunk(
+                        'data: {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}\n\n'
+                    )
+                    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
+                    event = f"data: {json.dumps(delta)}\n\n"
+                while time.monotonic() < stop:
+                    self._chunk(event * 50)
+            elif fault == "gzip_bomb":
+                packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+                zeros = b"0" * (1 << 20)
+                for _ in range(1024):
+                    self._chunk_bytes(packer.compress(zeros))
+                self._chunk_bytes(packer.flush())
+            else:
+                self._chunk("data: " if fault == "long_line" else '{"error": {"message": "')
+                filler = "x" * (1 << 16)
+                for _ in range(1024):
+                    self._chunk(filler)
+            self._end_stream()
+        except OSError:
+            self.close_connection = True  # the client left, as it should
+
+    def _chunk_bytes(self, raw: bytes) -> None:
+        if raw:
+            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            self.wfile.flush()
+
+    def _too_long(self, prompt: int, anthropic: bool) -> bool:
+        limit = self.server.context_limit
+        if limit is None or prompt <= limit:
+            return False
+        if anthropic:
+            self._error(400, f"prompt is too long: {prompt} tokens > {limit} maximum", True)
+        else:
+            message = (
+                f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+                f"{prompt} tokens. Please reduce the length of the messages."
+            )
+            data = {"error": {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded"}}
+            self._send_json(400, data)
+        return True
 
     def _error(self, status: int, message: str, anthropic: bool, headers: dict[str, str] | None = None) -> None:
         if anthropic:
@@ -266,8 +348,22 @@ class _Handler(BaseHTTPRequestHandler):
             {"role": last["role"], "text": last.get("content") or "", "kind": kind}, "tools" in body
         )
         prompt = openai_prompt_tokens(messages)
+        if self._too_long(prompt, False):
+            return
+        shared = 0
+        for old, new in zip(self.server.last_messages, messages, strict=False):
+            if old != new:
+                break
+            shared += 1
+        self.server.last_messages = messages
+        cached = openai_prompt_tokens(messages[:shared]) - PER_PROMPT if shared else 0
         completion = count_tokens(text) if text else 10
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
         finish = "tool_calls" if call else "stop"
         tool_calls = (
             [
@@ -320,10 +416,15 @@ class _Handler(BaseHTTPRequestHandler):
                 events.append(
                     chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[start : start + third]}}]})
                 )
-        events.append(chunk({}, finish))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            events.append(f"data: {json.dumps({'id': 'chatcmpl-1', 'choices': [], 'usage': usage})}\n\n")
-        events.append("data: [DONE]\n\n")
+        if fault == "no_done":  # transformers serve: finish_reason and usage in one chunk, then the end
+            final = json.loads(chunk({}, finish)[len("data: ") :])
+            final["usage"] = usage
+            events.append(f"data: {json.dumps(final)}\n\n")
+        else:
+            events.append(chunk({}, finish))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                events.append(f"data: {json.dumps({'id': 'chatcmpl-1', 'choices': [], 'usage': usage})}\n\n")
+            events.append("data: [DONE]\n\n")
         self._stream(events, fault, 'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n')
 
     # -- Anthropic --------------------------------------------------------------------------
@@ -340,6 +441,16 @@ class _Handler(BaseHTTPRequestHandler):
             last_info = {"role": last["role"], "text": final.get("text", ""), "kind": ""}
         text, call = self._answer(last_info, "tools" in body)
         prompt = anthropic_prompt_tokens(body)
+        if self._too_long(prompt, True):
+            return
+        usage_in: dict[str, int] = {"input_tokens": prompt}
+        system = body.get("system")
+        if isinstance(system, list) and system and system[-1].get("cache_control"):
+            cached = PER_MESSAGE + count_tokens(anthropic_system(body))
+            key = anthropic_system(body)
+            kind = "cache_read_input_tokens" if key in self.server.seen_systems else "cache_creation_input_tokens"
+            self.server.seen_systems.add(key)
+            usage_in = {"input_tokens": prompt - cached, kind: cached}
         output = count_tokens(text) if text else 10
         stop = "tool_use" if call else "end_turn"
         content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
@@ -352,7 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "role": "assistant",
                 "content": content,
                 "stop_reason": stop,
-                "usage": {"input_tokens": prompt, "output_tokens": output},
+                "usage": {**usage_in, "output_tokens": output},
             }
             return self._send_json(200, data)
 
@@ -368,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "type": "message",
                         "role": "assistant",
                         "content": [],
-                        "usage": {"input_tokens": prompt, "output_tokens": 1},
+                        "usage": {**usage_in, "output_tokens": 1},
                     }
                 },
             )
@@ -408,7 +519,8 @@ class _Handler(BaseHTTPRequestHandler):
                 ]
             events.append(event("content_block_stop", {"index": index}))
         events.append(event("message_delta", {"delta": {"stop_reason": stop}, "usage": {"output_tokens": output}}))
-        events.append(event("message_stop", {}))
+        if fault != "no_done":
+            events.append(event("message_stop", {}))
         self._stream(events, fault, event("error", {"error": {"type": "overloaded_error", "message": "overloaded"}}))
 
 
