@@ -19,12 +19,13 @@ whose data is not JSON), ``"error_event"`` (an error event half-way through a st
 ``"stall:SECONDS"`` (a stream that stops half-way for that
 long, then goes on).
 
-Hostile faults: ``"redirect"`` (a 302), ``"drip"`` (a stream that sends one byte every
-50 ms), ``"endless"`` (a stream of text events that never finishes), ``"big_body"`` /
-``"big_error"`` (a 64 MiB reply or error body), ``"gzip_bomb"`` (a 1 GiB body gzipped to
-about 1 MiB), ``"long_line"`` (a 64 MiB event-stream line), ``"no_done"`` (a stream that
-ends after its finish reason with no ``[DONE]`` or ``message_stop``, as ``transformers
-serve`` does). Each stops by itself within a few seconds of the client leaving.
+Hostile faults: ``"too_long"`` (a context-length refusal without numbers), ``"redirect"``,
+``"drip"`` (a stream that sends one byte every 50 ms), ``"endless"`` (a stream of text
+events that never finishes), ``"big_body"`` / ``"big_error"`` (a 64 MiB reply or error
+body), ``"gzip_bomb"`` (a 1 GiB body gzipped to about 1 MiB), ``"long_line"`` (a 64 MiB
+event-stream line), ``"no_done"`` (a stream that ends after its finish reason with no
+``[DONE]`` or ``message_stop``, as ``transformers serve`` does). Each stops by itself
+within a few seconds of the client leaving.
 
 ``server.context_limit``: when set, a prompt counted over it is refused with the
 provider's context-length error. Usage reports cached prompt tokens: the prefix of
@@ -243,6 +244,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"error": {"message": "overloaded"}})
         if fault == "bad_json":
             return self._send_raw(200, b'{"choices": [ this is not json')
+        if fault == "too_long":  # a context-length refusal that gives no numbers
+            if anthropic:
+                return self._error(400, "prompt is too long", True)
+            error = {
+                "message": "context length exceeded",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+            return self._send_json(400, {"error": error})
         if fault == "redirect":
             return self._send_raw(302, b"", {"location": "http://127.0.0.1:1/elsewhere"})
         if fault in ("drip", "endless", "big_body", "big_error", "gzip_bomb", "long_line"):
@@ -345,9 +355,16 @@ class _Handler(BaseHTTPRequestHandler):
         last = messages[-1]
         kind = "tool_result" if last["role"] == "tool" else ""
         text, call = self._answer(
-            {"role": last["role"], "text": last.get("content") or "", "kind": kind}, "tools" in body
+            {"role": last["role"], "text": last.get("content") or "", "kind": kind}, _offers_tools(body)
         )
-        prompt = openai_prompt_tokens(messages)
+        reasoning = REASONING.match(body["model"]) is not None
+        if reasoning and "max_tokens" in body:
+            message = (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens'."
+            )
+            return self._error(400, message, False)
+        text, cut = _cut(text, body.get("max_completion_tokens" if reasoning else "max_tokens"))
+        prompt = openai_prompt_tokens(messages) + tools_tokens(body)
         if self._too_long(prompt, False):
             return
         shared = 0
@@ -364,7 +381,10 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": cached},
         }
-        finish = "tool_calls" if call else "stop"
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": 7}
+            usage["completion_tokens"] += 7
+        finish = "tool_calls" if call else "length" if cut else "stop"
         tool_calls = (
             [
                 {
@@ -439,8 +459,9 @@ class _Handler(BaseHTTPRequestHandler):
             last_info = {"role": "user", "text": final["content"], "kind": "tool_result"}
         else:
             last_info = {"role": last["role"], "text": final.get("text", ""), "kind": ""}
-        text, call = self._answer(last_info, "tools" in body)
-        prompt = anthropic_prompt_tokens(body)
+        text, call = self._answer(last_info, _offers_tools(body))
+        text, cut = _cut(text, body["max_tokens"])
+        prompt = anthropic_prompt_tokens(body) + tools_tokens(body)
         if self._too_long(prompt, True):
             return
         usage_in: dict[str, int] = {"input_tokens": prompt}
@@ -452,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.seen_systems.add(key)
             usage_in = {"input_tokens": prompt - cached, kind: cached}
         output = count_tokens(text) if text else 10
-        stop = "tool_use" if call else "end_turn"
+        stop = "tool_use" if call else "max_tokens" if cut else "end_turn"
         content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
         if call:
             content.append({"type": "tool_use", "id": "toolu_1", "name": call["name"], "input": call["arguments"]})
@@ -522,6 +543,27 @@ class _Handler(BaseHTTPRequestHandler):
         if fault != "no_done":
             events.append(event("message_stop", {}))
         self._stream(events, fault, event("error", {"error": {"type": "overloaded_error", "message": "overloaded"}}))
+
+
+#: Model names the server treats as reasoning models (they refuse ``max_tokens``).
+REASONING = re.compile(r"^(o\d|gpt-5)")
+
+
+def _offers_tools(body: dict[str, Any]) -> bool:
+    return "tools" in body and body.get("tool_choice") not in ("none", {"type": "none"})
+
+
+def tools_tokens(body: dict[str, Any]) -> int:
+    """What tool schemas add to a prompt, as a real server's template renders them."""
+    return count_tokens(json.dumps(body["tools"])) + 10 if body.get("tools") else 0
+
+
+def _cut(text: str, limit: Any) -> tuple[str, bool]:
+    """The reply cut to ``limit`` words (the server's reply tokens), and whether it was cut."""
+    words = text.split(" ")
+    if isinstance(limit, int) and len(words) > limit:
+        return " ".join(words[:limit]), True
+    return text, False
 
 
 def _pieces(text: str) -> Iterator[str]:

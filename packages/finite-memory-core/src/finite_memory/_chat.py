@@ -69,6 +69,7 @@ class _Turn:
     context: Context
     options: dict[str, Any]
     extra: int
+    extra_text: tuple[Message, ...] = ()
     retried: bool = False
 
 
@@ -119,10 +120,10 @@ class Chat:
     def _prepare(self, text: str | None, tool_results: Any, options: dict[str, Any]) -> _Turn:
         pending, continues = self._pending(text, tool_results)
         options = self._generation_options(options)
-        extra = self._request_tokens(options)
+        extra, extra_text = self._request_tokens(options)
         query = text if text is not None else self._turn_question()
         context = self.memory._build(query, pending, budget=self._turn_budget(extra), continues=continues)
-        return _Turn(pending, continues, query, context, self._with_hints(options, context), extra)
+        return _Turn(pending, continues, query, context, self._with_hints(options, context), extra, extra_text)
 
     def _pending(self, text: str | None, tool_results: Any) -> tuple[list[Message], bool]:
         """The messages this turn archives, and whether they continue the newest turn."""
@@ -182,28 +183,32 @@ class Chat:
             options["temperature"] = float(temperature)
         return options
 
-    def _request_tokens(self, options: dict[str, Any]) -> int:
-        """Tokens the request's tool schemas and ``response_format`` add, counted once per distinct set."""
-        parts = {k: options[k] for k in ("tools", "response_format") if options.get(k) is not None}
+    def _request_tokens(self, options: dict[str, Any]) -> tuple[int, tuple[Message, ...]]:
+        """Tokens the request's tool schemas and ``response_format`` add, counted once per distinct set.
+
+        Also the same text as messages, for an estimating tokenizer to calibrate on: the
+        server counts the schemas in its ``prompt_tokens``, and a fit that did not see
+        them would read them as conversation (ten tools once drove the scale to its cap).
+        """
+        parts = [_json(options[k]) for k in ("tools", "response_format") if options.get(k) is not None]
         if not parts:
-            return 0
+            return 0, ()
+        texts = tuple(Message("system", part) for part in parts)
         tokenizer = self.memory.tokenizer
-        key = (json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str), self.memory._counter.key)
+        key = ("\n".join(parts), self.memory._counter.key)
         cost = self._overheads.get(key)
         if cost is None:
             count_tools = getattr(tokenizer, "count_tools", None)
-            cost = 0
-            if "tools" in parts:
-                tools = parts["tools"]
-                cost += int(count_tools(tools)) if count_tools else tokenizer.count(_json(tools)) + 4
-            if "response_format" in parts:
-                cost += tokenizer.count(_json(parts["response_format"])) + 4
+            if count_tools is not None and options.get("tools") is not None:  # the template renders them exactly
+                cost = int(count_tools(options["tools"])) + sum(self.memory._counter.message(m) for m in texts[1:])
+            else:
+                cost = sum(self.memory._counter.message(m) for m in texts)
             self._overheads[key] = cost
             if len(self._overheads) > _OVERHEAD_CACHE:
                 self._overheads.popitem(last=False)
         else:
             self._overheads.move_to_end(key)
-        return cost
+        return cost, texts
 
     def _turn_budget(self, extra: int) -> int:
         """The context's budget this turn: the memory's, less the request's extras and what was learned."""
@@ -236,7 +241,7 @@ class Chat:
         ratio = 1.0
         if server and server > turn.extra:
             if calibrate is not None:
-                calibrate(context.messages, server - turn.extra)  # the server's count is a real observation
+                calibrate([*context.messages, *turn.extra_text], server)  # the server's count is a real observation
             else:
                 ratio = (context.tokens + turn.extra) / server  # an exact tokenizer that disagrees with the server
         if error.limit:
@@ -259,8 +264,8 @@ class Chat:
         reply = Message("assistant", completion.text, tool_calls=completion.tool_calls, meta=meta)
         prompt_tokens = completion.usage.get("prompt_tokens")
         calibrate = getattr(self.memory.tokenizer, "calibrate", None)
-        if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > turn.extra:
-            calibrate(turn.context.messages, prompt_tokens - turn.extra)  # before extend: stored with the turn
+        if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:
+            calibrate([*turn.context.messages, *turn.extra_text], prompt_tokens)  # before extend: stored with the turn
         self.memory.extend([*turn.pending, reply])
         context = turn.context
         stats = {
