@@ -79,7 +79,17 @@ class LocalTokenizer:
         return self._render_count(messages)
 
     def count_message(self, message: Message) -> int:
-        """Tokens one message adds to a prompt (its content, tool fields and the template's marks)."""
+        """Tokens one message adds to a prompt: the template rendering it alone, less the empty prompt.
+
+        A template that refuses a message on its own (alternation rules) gets its content and
+        tool fields plus the role's measured overhead instead; the memory's final check of a
+        whole context always renders it exactly.
+        """
+        if self._template is not None:
+            try:
+                return max(0, self._render_count([message]) - self._base)
+            except Exception:  # jinja2 raises TemplateError (raise_exception) and others for unexpected input
+                pass
         tokens = self.count(message.content) + self._overhead(message.role)
         if message.tool_calls:
             tokens += self.count(json.dumps(message.tool_calls, ensure_ascii=False))

