@@ -27,7 +27,8 @@ event-stream line), ``"no_done"`` (a stream that ends after its finish reason wi
 ``[DONE]`` or ``message_stop``, as ``transformers serve`` does). Each stops by itself
 within a few seconds of the client leaving.
 
-``server.context_limit``: when set, a prompt counted over it is refused with the
+``server.prompt_counter``: counts prompts with another tokenizer (a real one, in the
+benchmark). ``server.context_limit``: when set, a prompt counted over it is refused with the
 provider's context-length error. Usage reports cached prompt tokens: the prefix of
 messages shared with the previous request (OpenAI), or the system prompt when it
 carries ``cache_control`` and was seen before (Anthropic).
@@ -42,7 +43,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -111,6 +112,8 @@ class FakeLLMServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds every request waits before it is answered
         self.context_limit: int | None = None
+        #: counts an OpenAI request's messages in place of the server's own rule (a real tokenizer, for benchmarks)
+        self.prompt_counter: Callable[[list[dict[str, Any]]], int] | None = None
         self.last_messages: list[Any] = []
         self.seen_systems: set[str] = set()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -364,7 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return self._error(400, message, False)
         text, cut = _cut(text, body.get("max_completion_tokens" if reasoning else "max_tokens"))
-        prompt = openai_prompt_tokens(messages) + tools_tokens(body)
+        counter = self.server.prompt_counter or openai_prompt_tokens
+        prompt = counter(messages) + tools_tokens(body)
         if self._too_long(prompt, False):
             return
         shared = 0
@@ -373,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             shared += 1
         self.server.last_messages = messages
-        cached = openai_prompt_tokens(messages[:shared]) - PER_PROMPT if shared else 0
+        cached = counter(messages[:shared]) - counter([]) if shared else 0
         completion = count_tokens(text) if text else 10
         usage = {
             "prompt_tokens": prompt,

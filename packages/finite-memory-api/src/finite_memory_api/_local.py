@@ -57,6 +57,9 @@ class LocalTokenizer:
             raise ValueError(f"no tokenizer.json at {str(where)[:200]!r}")
         self.path = file
         self._tokenizer = Tokenizer.from_file(str(file))
+        # a tokenizer.json saved for batches pads (all-MiniLM's to 128) or truncates: a count needs neither
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
         config = _read_json(folder / "tokenizer_config.json")
         template = chat_template or _template(folder, config)
         self._variables = {
