@@ -112,6 +112,7 @@ class FakeLLMServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds every request waits before it is answered
         self.context_limit: int | None = None
+        self.tokenize_answer: Any = None  # when set, what /tokenize answers
         #: counts an OpenAI request's messages in place of the server's own rule (a real tokenizer, for benchmarks)
         self.prompt_counter: Callable[[list[dict[str, Any]]], int] | None = None
         self.last_messages: list[Any] = []
@@ -338,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, data, headers)
 
     def _tokenize(self, body: dict[str, Any]) -> None:
+        if self.server.tokenize_answer is not None:  # a crafted answer
+            return self._send_json(200, self.server.tokenize_answer)
         if "prompt" in body:  # vLLM
             ids = tokens_of(body["prompt"])
             return self._send_json(200, {"count": len(ids), "tokens": ids, "max_model_len": 8192})
