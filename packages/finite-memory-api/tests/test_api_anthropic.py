@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from _api_chats import TOOLS
 from _api_server import KEY, FakeLLMServer, anthropic_prompt_tokens, anthropic_system
 
 from finite_memory import Chat, Completion, Memory, Message
 from finite_memory_api import AnthropicBackend
 from finite_memory_api.anthropic import _tool, _tool_choice, to_anthropic
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "The weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 def backend(server: FakeLLMServer, **options: object) -> AnthropicBackend:

@@ -8,22 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _api_chats import MODES, PROVIDERS, make_backend, make_chat, turn
+from _api_chats import MODES, PROVIDERS, TOOLS, make_backend, make_chat, turn
 from _api_server import FakeLLMServer
 
 from finite_memory import ApproxTokenizer, Chat, ContextLengthError, Memory, Message
 from finite_memory_api import AnthropicBackend, OpenAIBackend
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "The weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 def many_tools(n: int) -> list[dict[str, Any]]:

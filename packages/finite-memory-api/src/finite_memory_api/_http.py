@@ -381,22 +381,27 @@ class HTTPBackend:
 
     def _read_whole(self, response: httpx.Response, call: _Call, retries: int) -> bytes:
         """A whole 2xx body, decoded and bounded; the response is closed after."""
-        failure = ""
+        reader = _WholeReader(self, response, call, retries)
         try:
-            decoder, body = self._body_decoder(response, retries), bytearray()
             for raw in _chunks(response):
-                body += decoder.feed(raw)
-                self._remaining(call, retries)
-            decoder.finish()
-        except LimitExceeded as exc:
-            failure = str(exc)
+                reader.feed(raw)
         except httpx.TransportError as exc:
-            failure = f"the reply broke: {_describe(exc)}"
+            reader.broke(exc)
         finally:
             response.close()
-        if failure:
-            raise self._error(failure, response.status_code, retries)
-        return bytes(body)
+        return reader.finish()
+
+    async def _aread_whole(self, response: httpx.Response, call: _Call, retries: int) -> bytes:
+        """:meth:`_read_whole` on the async client."""
+        reader = _WholeReader(self, response, call, retries)
+        try:
+            async for raw in _achunks(response):
+                reader.feed(raw)
+        except httpx.TransportError as exc:
+            reader.broke(exc)
+        finally:
+            await response.aclose()
+        return reader.finish()
 
     def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
         """One reply, whole."""
@@ -420,22 +425,7 @@ class HTTPBackend:
         """:meth:`complete` on the async client."""
         call = self._call(messages, options, stream=False)
         response, retries = await self._asend(call)
-        failure = ""
-        try:
-            decoder, body = self._body_decoder(response, retries), bytearray()
-            async for raw in _achunks(response):
-                body += decoder.feed(raw)
-                self._remaining(call, retries)
-            decoder.finish()
-        except LimitExceeded as exc:
-            failure = str(exc)
-        except httpx.TransportError as exc:
-            failure = f"the reply broke: {_describe(exc)}"
-        finally:
-            await response.aclose()
-        if failure:
-            raise self._error(failure, response.status_code, retries)
-        return self._whole(bytes(body), response, call, retries)
+        return self._whole(await self._aread_whole(response, call, retries), response, call, retries)
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -503,6 +493,38 @@ class HTTPBackend:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _WholeReader:
+    """A whole reply, fed raw bytes: decoded and bounded; errors come out as redacted ``BackendError``."""
+
+    def __init__(self, backend: HTTPBackend, response: httpx.Response, call: _Call, retries: int) -> None:
+        self.backend, self.call, self.retries, self.status = backend, call, retries, response.status_code
+        self.decoder = backend._body_decoder(response, retries)
+        self.body = bytearray()
+        self.failure = ""
+
+    def feed(self, raw: bytes) -> None:
+        try:
+            self.body += self.decoder.feed(raw)
+        except LimitExceeded as exc:
+            self.failure = str(exc)
+        if self.failure:
+            raise self.backend._error(self.failure, self.status, self.retries)
+        self.backend._remaining(self.call, self.retries)
+
+    def broke(self, exc: Exception) -> None:
+        self.failure = f"the reply broke: {_describe(exc)}"
+
+    def finish(self) -> bytes:
+        if not self.failure:
+            try:
+                self.decoder.finish()
+            except LimitExceeded as exc:
+                self.failure = str(exc)
+        if self.failure:
+            raise self.backend._error(self.failure, self.status, self.retries)
+        return bytes(self.body)
 
 
 class _StreamReader:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from typing import Any
 
-from finite_memory import Message
+from ._overhead import ChatOverhead
 
 
-class TiktokenTokenizer:
+class TiktokenTokenizer(ChatOverhead):
     """OpenAI's own tokenizer for ``model``, with the chat format's overhead.
 
     Content is counted exactly; each message adds ``per_message`` tokens (3: its role and
@@ -56,17 +54,3 @@ class TiktokenTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._encoding.encode(text, disallowed_special=())) if text else 0
-
-    def count_message(self, message: Message) -> int:
-        """Tokens one message adds to a prompt."""
-        tokens = self.per_message + self.count(message.content)
-        if message.name:
-            tokens += 1 + self.count(message.name)
-        if message.tool_calls:
-            tokens += self.count(json.dumps(message.tool_calls, ensure_ascii=False))
-        if message.tool_call_id:
-            tokens += self.count(message.tool_call_id)
-        return tokens
-
-    def count_messages(self, messages: Sequence[Message]) -> int:
-        return self.per_prompt + sum(self.count_message(m) for m in messages)

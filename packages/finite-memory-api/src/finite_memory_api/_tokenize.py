@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from finite_memory import Message
-
+from ._overhead import ChatOverhead
 from ._redact import snippet
 
 if TYPE_CHECKING:
@@ -17,7 +14,7 @@ if TYPE_CHECKING:
 FLAVORS = ("vllm", "llama.cpp")
 
 
-class ServerTokenizer:
+class ServerTokenizer(ChatOverhead):
     """Counts text with the model's own tokenizer, through the server that runs it.
 
     ``flavor`` picks the request form: ``"vllm"`` (``{"model", "prompt"}`` answered
@@ -83,17 +80,3 @@ class ServerTokenizer:
                 0,
             )
         return count
-
-    def count_message(self, message: Message) -> int:
-        """Tokens one message adds to a prompt."""
-        tokens = self.per_message + self.count(message.content)
-        if message.name:
-            tokens += 1 + self.count(message.name)
-        if message.tool_calls:
-            tokens += self.count(json.dumps(message.tool_calls, ensure_ascii=False))
-        if message.tool_call_id:
-            tokens += self.count(message.tool_call_id)
-        return tokens
-
-    def count_messages(self, messages: Sequence[Message]) -> int:
-        return self.per_prompt + sum(self.count_message(m) for m in messages)
