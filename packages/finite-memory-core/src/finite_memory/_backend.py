@@ -32,8 +32,13 @@ class Backend(Protocol):
 
     ``stream`` and ``astream`` yield the reply's text pieces as ``str`` and end with
     the finished :class:`Completion`; a stream that breaks raises
-    :class:`~finite_memory.BackendError`. ``tokenizer`` is the model's exact tokenizer,
-    or ``None`` when only an estimate is available.
+    :class:`~finite_memory.BackendError` (a prompt over the model's window:
+    :class:`~finite_memory.ContextLengthError`, which ``Chat`` answers by shrinking the
+    context once). ``tokenizer`` is the model's exact tokenizer, or ``None`` when only an
+    estimate is available. A backend with a true ``accepts_cache_hints`` attribute also
+    gets ``stable_prefix=`` (leading messages expected unchanged next turn) and
+    ``session=`` (the memory's session name) among the call options, to place prompt-cache
+    breakpoints or keys.
     """
 
     name: str
