@@ -26,6 +26,7 @@ from finite_memory import BackendError, Completion, ContextLengthError, Message,
 from ._limits import ACCEPT_ENCODING, BodyDecoder, LimitExceeded, Limits, LineSplitter
 from ._parse import Incomplete, Malformed, loads
 from ._redact import Secret, clean_headers, clean_key, redact, snippet, split_credentials
+from ._redact import install as install_redaction
 from ._retry import RETRY_STATUSES, Retry, retry_after
 from ._server_errors import context_overflow, server_message
 from ._sse import Event, SSEDecoder
@@ -104,6 +105,7 @@ class HTTPBackend:
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
+        install_redaction()
         self._key: Secret | None = clean_key(api_key)
         if not isinstance(base_url, str):
             raise ValueError(f"base_url must be an http:// or https:// URL, got {type(base_url).__name__}")

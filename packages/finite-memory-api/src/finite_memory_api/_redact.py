@@ -78,9 +78,15 @@ _INSTALLED = False
 
 
 def _register(secret: Secret) -> None:
-    global _INSTALLED
     with _LOCK:
         _LIVE.add(secret)
+    install()
+
+
+def install() -> None:
+    """Put the redaction filter on this package's, httpx's and httpcore's loggers (once)."""
+    global _INSTALLED
+    with _LOCK:
         if not _INSTALLED:
             for name in LOGGERS:
                 logging.getLogger(name).addFilter(RedactingFilter())
