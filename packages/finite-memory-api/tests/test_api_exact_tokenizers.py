@@ -32,22 +32,19 @@ CONVERSATION = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from finite_memory_hf.testing import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tok") / "tiny")
+@pytest.fixture
+def tiny(tiny_model: Path) -> Path:
+    return tiny_model
 
 
-def transformers_count(model: Path, messages: list[Message]) -> int:
+def transformers_count(model: Path, messages: list[Message], template: str | None = None) -> int:
     from transformers import AutoTokenizer
 
     from finite_memory_api._local import _template_message
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    ids = tokenizer.apply_chat_template(
-        [_template_message(m) for m in messages], add_generation_prompt=True, tokenize=True
-    )
+    prompt = [_template_message(m) for m in messages]
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, chat_template=template)
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
@@ -83,6 +80,19 @@ def test_tool_schemas_are_counted_as_the_template_renders_them(tiny: Path) -> No
     assert with_tools.count_tools(tools) == with_tools.count(json.dumps(tools, ensure_ascii=False))
 
 
+def test_a_template_that_refuses_a_lone_message_still_counts_exactly(tiny: Path) -> None:
+    template = (
+        "{% for m in messages %}{% if loop.first and m['role'] == 'assistant' %}"
+        "{{ raise_exception('conversations start with the user') }}{% endif %}"
+        "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    strict = LocalTokenizer(tiny, chat_template=template)
+    answer = Message("assistant", "It is sunny.")
+    assert strict.count_message(answer) >= strict.count("It is sunny."), "measured from the user's overhead"
+    both = [Message("user", "Weather?"), answer]
+    assert strict.count_messages(both) == transformers_count(tiny, both, template), "a whole prompt renders exactly"
+
+
 def test_a_missing_tokenizer_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no tokenizer\.json"):
         LocalTokenizer(tmp_path)
@@ -102,3 +112,5 @@ def test_tiktoken_counts_openai_chat_prompts() -> None:
     backend = OpenAIBackend("gpt-3.5-turbo", base_url="http://127.0.0.1:1/v1", tokenizer="tiktoken")
     assert isinstance(backend.tokenizer, TiktokenTokenizer) and backend.tokenizer.encoding_name == "cl100k_base"
     assert backend.tokenizer.count("<|endoftext|>") > 1, "special tokens in user text are counted as text"
+    with pytest.raises(ValueError, match="cannot load the 'no_such_encoding' encoding"):
+        TiktokenTokenizer("gpt-4", encoding="no_such_encoding")

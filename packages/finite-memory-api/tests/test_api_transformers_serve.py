@@ -46,10 +46,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from finite_memory_hf.testing import build_tiny_model
-
-    model = build_tiny_model(tmp_path_factory.mktemp("served") / "tiny", max_position_embeddings=2048)
+def served(tiny_model: Path) -> Iterator[Served]:
+    model = tiny_model
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env = {k: v for k, v in env.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
