@@ -214,3 +214,17 @@ def test_a_mock_transport_reply_reads_like_a_network_one() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"choices": [{"message": {"content": "ok"}}]}))
     backend = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1", transport=transport)
     assert backend.complete([Message("user", "x")]).text == "ok"
+
+
+def test_a_body_that_does_not_decompress_is_an_error_and_a_500_of_it_is_still_retried() -> None:
+    replies = [
+        httpx.Response(500, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip at all")),
+        httpx.Response(200, json={"choices": [{"message": {"content": "fine"}, "finish_reason": "stop"}]}),
+        httpx.Response(200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(b"\x1f\x8b broken")),
+    ]
+    transport = httpx.MockTransport(lambda request: replies.pop(0))
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1", transport=transport, retry=Retry(backoff=0.01))
+    assert backend.complete([Message("user", "x")]).text == "fine", "the 500 was retried despite its bad gzip"
+    with pytest.raises(BackendError, match="does not decompress") as info:
+        backend.complete([Message("user", "x")])
+    assert info.value.status == 200 and not replies
