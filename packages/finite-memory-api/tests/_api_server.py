@@ -18,6 +18,20 @@ not JSON), ``"bad_sse"`` (a stream with a line that is not an SSE field) and
 whose data is not JSON), ``"error_event"`` (an error event half-way through a stream) and
 ``"stall:SECONDS"`` (a stream that stops half-way for that
 long, then goes on).
+
+Hostile faults: ``"too_long"`` (a context-length refusal without numbers), ``"redirect"``,
+``"drip"`` (a stream that sends one byte every 50 ms), ``"endless"`` (a stream of text
+events that never finishes), ``"big_body"`` / ``"big_error"`` (a 64 MiB reply or error
+body), ``"gzip_bomb"`` (a 1 GiB body gzipped to about 1 MiB), ``"long_line"`` (a 64 MiB
+event-stream line), ``"no_done"`` (a stream that ends after its finish reason with no
+``[DONE]`` or ``message_stop``, as ``transformers serve`` does). Each stops by itself
+within a few seconds of the client leaving.
+
+``server.prompt_counter``: counts prompts with another tokenizer (a real one, in the
+benchmark). ``server.context_limit``: when set, a prompt counted over it is refused with the
+provider's context-length error. Usage reports cached prompt tokens: the prefix of
+messages shared with the previous request (OpenAI), or the system prompt when it
+carries ``cache_control`` and was seen before (Anthropic).
 """
 
 from __future__ import annotations
@@ -28,7 +42,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -63,8 +78,15 @@ def openai_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return total
 
 
+def anthropic_system(body: dict[str, Any]) -> str:
+    """The system prompt, sent as a string or as text blocks (with ``cache_control``)."""
+    system = body.get("system") or ""
+    return system if isinstance(system, str) else "".join(block["text"] for block in system)
+
+
 def anthropic_prompt_tokens(body: dict[str, Any]) -> int:
-    total = PER_PROMPT + (PER_MESSAGE + count_tokens(body["system"]) if body.get("system") else 0)
+    system = anthropic_system(body)
+    total = PER_PROMPT + (PER_MESSAGE + count_tokens(system) if system else 0)
     for m in body["messages"]:
         blocks = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
         for b in blocks:
@@ -89,6 +111,12 @@ class FakeLLMServer(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds every request waits before it is answered
+        self.context_limit: int | None = None
+        self.tokenize_answer: Any = None  # when set, what /tokenize answers
+        #: counts an OpenAI request's messages in place of the server's own rule (a real tokenizer, for benchmarks)
+        self.prompt_counter: Callable[[list[dict[str, Any]]], int] | None = None
+        self.last_messages: list[Any] = []
+        self.seen_systems: set[str] = set()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -220,6 +248,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"error": {"message": "overloaded"}})
         if fault == "bad_json":
             return self._send_raw(200, b'{"choices": [ this is not json')
+        if fault == "too_long":  # a context-length refusal that gives no numbers
+            if anthropic:
+                return self._error(400, "prompt is too long", True)
+            error = {
+                "message": "context length exceeded",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+            return self._send_json(400, {"error": error})
+        if fault == "redirect":
+            return self._send_raw(302, b"", {"location": "http://127.0.0.1:1/elsewhere"})
+        if fault in ("drip", "endless", "big_body", "big_error", "gzip_bomb", "long_line"):
+            return self._hostile(fault, anthropic)
         if self.path == "/tokenize":
             return self._tokenize(body)
         if self.path == "/v1/chat/completions":
@@ -227,6 +268,68 @@ class _Handler(BaseHTTPRequestHandler):
         if anthropic:
             return self._anthropic(body, fault)
         self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def _hostile(self, fault: str, anthropic: bool) -> None:
+        """Replies meant to exhaust a client: each gives up once the client is gone or after 10 s."""
+        stop = time.monotonic() + 10
+        status = 500 if fault == "big_error" else 200
+        self.send_response(status)
+        kind = "text/event-stream" if fault in ("drip", "endless", "long_line") else "application/json"
+        self.send_header("content-type", kind)
+        if fault == "gzip_bomb":
+            self.send_header("content-encoding", "gzip")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        try:
+            if fault == "drip":
+                self._chunk("data: ")
+                while time.monotonic() < stop:
+                    self._chunk("x")
+                    time.sleep(0.05)
+            elif fault == "endless":
+                event = 'data: {"choices": [{"index": 0, "delta": {"content": "more "}}]}\n\n'
+                if anthropic:
+                    self._chunk(
+                        'data: {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}\n\n'
+                    )
+                    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
+                    event = f"data: {json.dumps(delta)}\n\n"
+                while time.monotonic() < stop:
+                    self._chunk(event * 50)
+            elif fault == "gzip_bomb":
+                packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+                zeros = b"0" * (1 << 20)
+                for _ in range(1024):
+                    self._chunk_bytes(packer.compress(zeros))
+                self._chunk_bytes(packer.flush())
+            else:
+                self._chunk("data: " if fault == "long_line" else '{"error": {"message": "')
+                filler = "x" * (1 << 16)
+                for _ in range(1024):
+                    self._chunk(filler)
+            self._end_stream()
+        except OSError:
+            self.close_connection = True  # the client left, as it should
+
+    def _chunk_bytes(self, raw: bytes) -> None:
+        if raw:
+            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            self.wfile.flush()
+
+    def _too_long(self, prompt: int, anthropic: bool) -> bool:
+        limit = self.server.context_limit
+        if limit is None or prompt <= limit:
+            return False
+        if anthropic:
+            self._error(400, f"prompt is too long: {prompt} tokens > {limit} maximum", True)
+        else:
+            message = (
+                f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+                f"{prompt} tokens. Please reduce the length of the messages."
+            )
+            data = {"error": {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded"}}
+            self._send_json(400, data)
+        return True
 
     def _error(self, status: int, message: str, anthropic: bool, headers: dict[str, str] | None = None) -> None:
         if anthropic:
@@ -236,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, data, headers)
 
     def _tokenize(self, body: dict[str, Any]) -> None:
+        if self.server.tokenize_answer is not None:  # a crafted answer
+            return self._send_json(200, self.server.tokenize_answer)
         if "prompt" in body:  # vLLM
             ids = tokens_of(body["prompt"])
             return self._send_json(200, {"count": len(ids), "tokens": ids, "max_model_len": 8192})
@@ -256,12 +361,37 @@ class _Handler(BaseHTTPRequestHandler):
         last = messages[-1]
         kind = "tool_result" if last["role"] == "tool" else ""
         text, call = self._answer(
-            {"role": last["role"], "text": last.get("content") or "", "kind": kind}, "tools" in body
+            {"role": last["role"], "text": last.get("content") or "", "kind": kind}, _offers_tools(body)
         )
-        prompt = openai_prompt_tokens(messages)
+        reasoning = REASONING.match(body["model"]) is not None
+        if reasoning and "max_tokens" in body:
+            message = (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens'."
+            )
+            return self._error(400, message, False)
+        text, cut = _cut(text, body.get("max_completion_tokens" if reasoning else "max_tokens"))
+        counter = self.server.prompt_counter or openai_prompt_tokens
+        prompt = counter(messages) + tools_tokens(body)
+        if self._too_long(prompt, False):
+            return
+        shared = 0
+        for old, new in zip(self.server.last_messages, messages, strict=False):
+            if old != new:
+                break
+            shared += 1
+        self.server.last_messages = messages
+        cached = counter(messages[:shared]) - counter([]) if shared else 0
         completion = count_tokens(text) if text else 10
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-        finish = "tool_calls" if call else "stop"
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": 7}
+            usage["completion_tokens"] += 7
+        finish = "tool_calls" if call else "length" if cut else "stop"
         tool_calls = (
             [
                 {
@@ -313,10 +443,15 @@ class _Handler(BaseHTTPRequestHandler):
                 events.append(
                     chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[start : start + third]}}]})
                 )
-        events.append(chunk({}, finish))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            events.append(f"data: {json.dumps({'id': 'chatcmpl-1', 'choices': [], 'usage': usage})}\n\n")
-        events.append("data: [DONE]\n\n")
+        if fault == "no_done":  # transformers serve: finish_reason and usage in one chunk, then the end
+            final = json.loads(chunk({}, finish)[len("data: ") :])
+            final["usage"] = usage
+            events.append(f"data: {json.dumps(final)}\n\n")
+        else:
+            events.append(chunk({}, finish))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                events.append(f"data: {json.dumps({'id': 'chatcmpl-1', 'choices': [], 'usage': usage})}\n\n")
+            events.append("data: [DONE]\n\n")
         self._stream(events, fault, 'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n')
 
     # -- Anthropic --------------------------------------------------------------------------
@@ -331,10 +466,21 @@ class _Handler(BaseHTTPRequestHandler):
             last_info = {"role": "user", "text": final["content"], "kind": "tool_result"}
         else:
             last_info = {"role": last["role"], "text": final.get("text", ""), "kind": ""}
-        text, call = self._answer(last_info, "tools" in body)
-        prompt = anthropic_prompt_tokens(body)
+        text, call = self._answer(last_info, _offers_tools(body))
+        text, cut = _cut(text, body["max_tokens"])
+        prompt = anthropic_prompt_tokens(body) + tools_tokens(body)
+        if self._too_long(prompt, True):
+            return
+        usage_in: dict[str, int] = {"input_tokens": prompt}
+        system = body.get("system")
+        if isinstance(system, list) and system and system[-1].get("cache_control"):
+            cached = PER_MESSAGE + count_tokens(anthropic_system(body))
+            key = anthropic_system(body)
+            kind = "cache_read_input_tokens" if key in self.server.seen_systems else "cache_creation_input_tokens"
+            self.server.seen_systems.add(key)
+            usage_in = {"input_tokens": prompt - cached, kind: cached}
         output = count_tokens(text) if text else 10
-        stop = "tool_use" if call else "end_turn"
+        stop = "tool_use" if call else "max_tokens" if cut else "end_turn"
         content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
         if call:
             content.append({"type": "tool_use", "id": "toolu_1", "name": call["name"], "input": call["arguments"]})
@@ -345,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "role": "assistant",
                 "content": content,
                 "stop_reason": stop,
-                "usage": {"input_tokens": prompt, "output_tokens": output},
+                "usage": {**usage_in, "output_tokens": output},
             }
             return self._send_json(200, data)
 
@@ -361,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "type": "message",
                         "role": "assistant",
                         "content": [],
-                        "usage": {"input_tokens": prompt, "output_tokens": 1},
+                        "usage": {**usage_in, "output_tokens": 1},
                     }
                 },
             )
@@ -401,8 +547,30 @@ class _Handler(BaseHTTPRequestHandler):
                 ]
             events.append(event("content_block_stop", {"index": index}))
         events.append(event("message_delta", {"delta": {"stop_reason": stop}, "usage": {"output_tokens": output}}))
-        events.append(event("message_stop", {}))
+        if fault != "no_done":
+            events.append(event("message_stop", {}))
         self._stream(events, fault, event("error", {"error": {"type": "overloaded_error", "message": "overloaded"}}))
+
+
+#: Model names the server treats as reasoning models (they refuse ``max_tokens``).
+REASONING = re.compile(r"^(o\d|gpt-5)")
+
+
+def _offers_tools(body: dict[str, Any]) -> bool:
+    return "tools" in body and body.get("tool_choice") not in ("none", {"type": "none"})
+
+
+def tools_tokens(body: dict[str, Any]) -> int:
+    """What tool schemas add to a prompt, as a real server's template renders them."""
+    return count_tokens(json.dumps(body["tools"])) + 10 if body.get("tools") else 0
+
+
+def _cut(text: str, limit: Any) -> tuple[str, bool]:
+    """The reply cut to ``limit`` words (the server's reply tokens), and whether it was cut."""
+    words = text.split(" ")
+    if isinstance(limit, int) and len(words) > limit:
+        return " ".join(words[:limit]), True
+    return text, False
 
 
 def _pieces(text: str) -> Iterator[str]:

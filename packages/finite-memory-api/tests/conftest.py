@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from _api_server import FakeLLMServer
@@ -12,3 +13,11 @@ from _api_server import FakeLLMServer
 def server() -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight chat model with a locally trained tokenizer, built once (no download)."""
+    from finite_memory_hf.testing import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny", max_position_embeddings=2048)

@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from _api_server import KEY, FakeLLMServer, anthropic_prompt_tokens
+from _api_chats import TOOLS
+from _api_server import KEY, FakeLLMServer, anthropic_prompt_tokens, anthropic_system
 
 from finite_memory import Chat, Completion, Memory, Message
 from finite_memory_api import AnthropicBackend
 from finite_memory_api.anthropic import _tool, _tool_choice, to_anthropic
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "The weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 def backend(server: FakeLLMServer, **options: object) -> AnthropicBackend:
@@ -72,7 +62,8 @@ def test_complete_sends_headers_max_tokens_and_reads_usage(server: FakeLLMServer
     assert request["headers"]["x-api-key"] == KEY and request["headers"]["anthropic-version"] == "2023-06-01"
     assert "authorization" not in {k.lower() for k in request["headers"]}
     body = request["body"]
-    assert body["max_tokens"] == 77 and body["system"] == "Be brief." and body["temperature"] == 0.5
+    assert body["max_tokens"] == 77 and body["temperature"] == 0.5
+    assert body["system"] == [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
     assert done.text == "echo: Hello there" and done.finish_reason == "end_turn"
     assert done.usage["prompt_tokens"] == anthropic_prompt_tokens(body)
     assert done.usage["total_tokens"] == done.usage["prompt_tokens"] + done.usage["completion_tokens"]
@@ -135,7 +126,7 @@ def test_tool_use_round_trips_through_messages(server: FakeLLMServer, streamed: 
         "input": {"city": "Lisbon"},
     }
     assert turns[2]["content"][0] == {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C, sunny"}
-    assert server.requests[-1]["body"]["system"] == "You can call tools."
+    assert anthropic_system(server.requests[-1]["body"]) == "You can call tools."
     assert final.text == "echo: Thanks"
 
 

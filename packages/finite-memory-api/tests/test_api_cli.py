@@ -30,6 +30,7 @@ def test_cli_chat_streams_reports_errors_and_keeps_its_memory(server: FakeLLMSer
     assert "[error: openai:test-model: HTTP 401" in out and "Incorrect API key provided: ***" in out
     assert KEY not in out + result.stderr
     assert "server counted" in out and "context " in out
+    assert "prompt cache 0 cached /" in out and "this session (0% cached)" in out, "the cache figures in /stats"
     assert server.requests[0]["body"]["stream"] is True
     with Memory(store=store, session="cli") as memory:
         contents = [m.content for m in memory.messages]
@@ -38,3 +39,5 @@ def test_cli_chat_streams_reports_errors_and_keeps_its_memory(server: FakeLLMSer
     assert "session 'cli' (4 messages)" in again.stdout
     sent = server.requests[-1]["body"]["messages"]
     assert [m["content"] for m in sent][:2] == ["hello there", "echo: hello there"], "the history goes to the model"
+    third = chat(server, store, "one\ntwo\n/stats\n")
+    assert "this session (" in third.stdout and "(0% cached)" not in third.stdout, "turn two reused turn one"

@@ -158,8 +158,9 @@ def test_malformed_json_is_an_error(
     chat = make_chat(server, provider)
     server.faults = ["bad_json"]
     exc = fail(chat, mode, caplog)
-    assert exc.status is None and len(server.requests) == 1
-    assert "malformed" in str(exc) or "not JSON" in str(exc) or "JSON" in str(exc)
+    assert exc.status == 200 and len(server.requests) == 1, "the error carries the status the server sent"
+    assert "malformed" in str(exc) and "not valid JSON" in str(exc)
+    assert "this is not json" in str(exc), "and a snippet of what it sent"
     chat.close()
 
 

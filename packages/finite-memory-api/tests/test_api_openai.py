@@ -6,21 +6,11 @@ import json
 
 import httpx
 import pytest
+from _api_chats import TOOLS
 from _api_server import KEY, FakeLLMServer, openai_prompt_tokens
 
 from finite_memory import Chat, Completion, Memory, Message, load_backend
 from finite_memory_api import OpenAIBackend, Retry
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "The weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 def backend(server: FakeLLMServer, **options: object) -> OpenAIBackend:

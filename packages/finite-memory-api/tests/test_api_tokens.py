@@ -61,3 +61,17 @@ def test_tokenize_errors_are_backend_errors(server: FakeLLMServer) -> None:
     with pytest.raises(BackendError, match="HTTP 400"):
         backend.tokenizer.count("x")  # type: ignore[union-attr]
     backend.close()
+
+
+@pytest.mark.parametrize(
+    "answer", [{"count": -100000}, {"count": 10**9}, {"count": "12"}, {"count": True}, {"tokens": "abc"}, ["x"], {}]
+)
+def test_an_unbelievable_tokenize_answer_is_a_backend_error(server: FakeLLMServer, answer: object) -> None:
+    from finite_memory import BackendError
+
+    backend = make_backend(server, "openai", tokenize="vllm")
+    server.tokenize_answer = answer
+    memory = Memory(max_tokens=1024, reserve_output=128)
+    with pytest.raises(BackendError, match="no believable token count"):
+        Chat(backend, memory).send("how many tokens is this?")
+    assert len(memory) == 0

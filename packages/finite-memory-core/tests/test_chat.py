@@ -34,8 +34,9 @@ def test_generation_options_reach_the_backend_and_are_checked(chat: Chat) -> Non
     assert chat.send("one two three four five", max_new_tokens=3).text == "echo: one two"
     with pytest.raises(ValueError, match="max_new_tokens must be a positive int"):
         chat.send("x", max_new_tokens=0)
-    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
-        chat.send("x", temperature=-1)
+    for bad in (-1, float("nan"), float("inf")):  # NaN passed every comparison and was sent as invalid JSON
+        with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+            chat.send("x", temperature=bad)
     assert len(chat.memory) == 2
 
 

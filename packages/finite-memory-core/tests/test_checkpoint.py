@@ -175,6 +175,8 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[bytes, str]]:
     cases["bad option"] = (fixed(lambda d: d["memory"]["policy"]["options"].update(sink_turns=-1)), "policy")
     cases["bad budget"] = (fixed(lambda d: d["memory"].update(reserve_output=10**6)), "bad memory settings")
     cases["bad calibration"] = (fixed(lambda d: d["memory"]["tokenizer"]["state"].update(scale=1e9)), "calibration")
+    cases["huge per_prompt"] = (fixed(lambda d: d["memory"]["tokenizer"].update(per_prompt=10**9)), "calibration")
+    cases["huge margin"] = (fixed(lambda d: d["memory"]["tokenizer"]["state"].update(margin=1e6)), "calibration")
     cases["nan"] = (raw.replace(b'"max_tokens": 400', b'"max_tokens": NaN'), "NaN is not allowed")
     cases["infinity"] = (raw.replace(b'"max_tokens": 400', b'"max_tokens": 1e999'), "out of range")
     cases["huge int"] = (raw.replace(b'"max_tokens": 400', b'"max_tokens": ' + b"9" * 5000), "number")

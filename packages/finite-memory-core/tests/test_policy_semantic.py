@@ -418,7 +418,8 @@ def test_inside_a_chat_the_question_brings_back_its_fact(policy: str) -> None:
     sent = backend.calls[-1]
     assert any("4417" in m.content for m in sent[:-1])  # retrieved from 40 turns back
     assert sent[-1].content == "What is my locker code?"
-    assert memory.tokenizer.count_messages(sent) <= memory.budget
+    # counted as the context was built (the reply's usage then recalibrates the tokenizer)
+    assert chat.last_reply is not None and chat.last_reply.stats["context_tokens"] <= memory.budget
     assert len(memory) == 84
 
 

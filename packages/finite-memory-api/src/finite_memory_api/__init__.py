@@ -23,13 +23,27 @@ _EXPORTS: dict[str, str] = {
     "OpenAIBackend": ".openai",
     "AnthropicBackend": ".anthropic",
     "Retry": "._retry",
+    "Limits": "._limits",
     "ServerTokenizer": "._tokenize",
+    "TiktokenTokenizer": "._tiktoken",
+    "LocalTokenizer": "._local",
 }
 
-__all__ = ["AnthropicBackend", "OpenAIBackend", "Retry", "ServerTokenizer"]
+__all__ = [
+    "AnthropicBackend",
+    "Limits",
+    "LocalTokenizer",
+    "OpenAIBackend",
+    "Retry",
+    "ServerTokenizer",
+    "TiktokenTokenizer",
+]
 
 if TYPE_CHECKING:
+    from ._limits import Limits
+    from ._local import LocalTokenizer
     from ._retry import Retry
+    from ._tiktoken import TiktokenTokenizer
     from ._tokenize import ServerTokenizer
     from .anthropic import AnthropicBackend
     from .openai import OpenAIBackend

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._parse import Malformed
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -19,7 +21,7 @@ class SSEDecoder:
     Feed each line (without its line ending) to :meth:`feed`; a blank line ends an
     event, which ``feed`` then returns. Comments (``:``) are skipped; ``id`` and
     ``retry`` fields are ignored (a chat reply is never resumed). A line with no field
-    a chat server would send raises ``ValueError``.
+    a chat server would send raises ``Malformed`` (a ``ValueError``).
     """
 
     __slots__ = ("_data", "_event")
@@ -39,14 +41,14 @@ class SSEDecoder:
             return None
         field, colon, value = line.partition(":")
         if not colon:
-            raise ValueError(f"malformed event-stream line {line[:80]!r}")
+            raise Malformed(f"malformed event-stream line {line[:80]!r}")
         value = value.removeprefix(" ")
         if field == "data":
             self._data.append(value)
         elif field == "event":
             self._event = value
         elif field not in ("id", "retry"):
-            raise ValueError(f"malformed event-stream line {line[:80]!r}")
+            raise Malformed(f"malformed event-stream line {line[:80]!r}")
         return None
 
     def pending(self) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from finite_memory import Message
+from ._overhead import ChatOverhead
+from ._redact import snippet
 
 if TYPE_CHECKING:
     from ._http import HTTPBackend
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
 FLAVORS = ("vllm", "llama.cpp")
 
 
-class ServerTokenizer:
+class ServerTokenizer(ChatOverhead):
     """Counts text with the model's own tokenizer, through the server that runs it.
 
     ``flavor`` picks the request form: ``"vllm"`` (``{"model", "prompt"}`` answered
@@ -67,23 +66,17 @@ class ServerTokenizer:
             body: dict[str, Any] = {"model": backend.model, "prompt": text, "add_special_tokens": False}
         else:
             body = {"content": text, "add_special": False}
-        response, retries = backend._send(self.url, json.dumps(body).encode(), stream=False)
-        data = backend._json(response, retries)
-        try:
-            return int(data["count"]) if "count" in data else len(data["tokens"])
-        except (KeyError, TypeError, ValueError):
-            raise backend._error(f"unexpected reply from {self.url}: {str(data)[:200]}", None, retries) from None
-
-    def count_message(self, message: Message) -> int:
-        """Tokens one message adds to a prompt."""
-        tokens = self.per_message + self.count(message.content)
-        if message.name:
-            tokens += 1 + self.count(message.name)
-        if message.tool_calls:
-            tokens += self.count(json.dumps(message.tool_calls, ensure_ascii=False))
-        if message.tool_call_id:
-            tokens += self.count(message.tool_call_id)
-        return tokens
-
-    def count_messages(self, messages: Sequence[Message]) -> int:
-        return self.per_prompt + sum(self.count_message(m) for m in messages)
+        data = backend._post_json(self.url, body)
+        count = data.get("count") if isinstance(data, dict) and "count" in data else None
+        if count is None and isinstance(data, dict) and isinstance(data.get("tokens"), list):
+            count = len(data["tokens"])
+        # a token covers at least one byte, bar a few special tokens: anything else is not a count
+        most = len(text.encode("utf-8", "surrogatepass")) + 16
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= most:
+            raise backend._error(
+                f"{self.url} answered with no believable token count for {len(text)} characters: "
+                f"{snippet(str(data), 120)}",
+                None,
+                0,
+            )
+        return count

@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 
-from finite_memory import BackendError, Completion, Message
+from finite_memory import Completion, Message
 
-from ._http import HTTPBackend, StreamAssembler, env_or, usage_stats
+from ._http import HTTPBackend, ServerSaid, StreamAssembler, env_or
+from ._limits import Limits
+from ._parse import Incomplete, Malformed, arr, completion, index, kind, loads, obj, string, tokens, tool_call
 from ._retry import Retry
 from ._sse import Event
 
@@ -37,7 +39,10 @@ class AnthropicBackend(HTTPBackend):
             appears in an error, a log line or a ``repr``.
         max_tokens: the reply length when a call gives no ``max_new_tokens`` (the API
             requires one).
-        timeout, connect_timeout, max_retries, retry, headers, transport,
+        cache_control: place prompt-cache breakpoints (``cache_control``) at the end of
+            the system prompt and at the end of the context's stable prefix, so a turn
+            re-reads what the last one cached; ``False`` sends none.
+        timeout, connect_timeout, max_retries, retry, headers, limits, transport,
         async_transport: as for :class:`~finite_memory_api.OpenAIBackend`.
 
     Call options other than ``max_new_tokens`` and ``temperature`` go into the request;
@@ -54,11 +59,13 @@ class AnthropicBackend(HTTPBackend):
         base_url: str | None = None,
         api_key: str | None = None,
         max_tokens: int = 1024,
+        cache_control: bool = True,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_retries: int = 2,
         retry: Retry | None = None,
         headers: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -73,10 +80,12 @@ class AnthropicBackend(HTTPBackend):
             max_retries=max_retries,
             retry=retry,
             headers=headers,
+            limits=limits,
             transport=transport,
             async_transport=async_transport,
         )
         self.max_tokens = max_tokens
+        self.cache_control = bool(cache_control)
 
     def _auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
@@ -85,42 +94,66 @@ class AnthropicBackend(HTTPBackend):
         return headers
 
     def _body(self, messages: Sequence[Message], options: dict[str, Any]) -> dict[str, Any]:
-        system, turns = to_anthropic(messages)
+        stable_prefix = options.pop("stable_prefix", None)
+        options.pop("session", None)
+        system, turns, last_blocks = _convert(messages)
         body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "messages": turns}
         if system:
-            body["system"] = system
+            body["system"] = [{"type": "text", "text": system}] if self.cache_control else system
+        if self.cache_control:
+            _place_breakpoints(body, messages, last_blocks, stable_prefix)
         if "tools" in options:
-            options["tools"] = [_tool(t) for t in options["tools"]]
+            options["tools"] = [_tool(t) for t in arr(options["tools"], "tools")]
         if "tool_choice" in options:
             options["tool_choice"] = _tool_choice(options["tool_choice"])
         body.update(options)
         return body
 
     def _parse(self, data: Any) -> Completion:
-        if data.get("type") == "error":
-            error = data.get("error") or {}
-            raise ValueError(f"the server sent an error: {error.get('message')} ({error.get('type')})")
-        text, calls = [], []
-        for block in data["content"]:
-            if block["type"] == "text":
-                text.append(block["text"])
-            elif block["type"] == "tool_use":
-                calls.append(_call(block["id"], block["name"], json.dumps(block["input"], ensure_ascii=False)))
-        finish = data.get("stop_reason")
-        if finish is None:
-            raise ValueError("the reply has no stop_reason")
-        return _completion("".join(text), calls, finish, data.get("usage") or {})
+        return parse_reply(data)
 
     def _assembler(self) -> StreamAssembler:
-        return _AnthropicStream()
+        return AnthropicStream()
+
+
+#: Anthropic's marker for the end of a cacheable prefix.
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def _place_breakpoints(
+    body: dict[str, Any], messages: Sequence[Message], last_blocks: list[dict[str, Any] | None], stable_prefix: Any
+) -> None:
+    """``cache_control`` at the end of the system prompt and at the end of the context's stable prefix.
+
+    ``stable_prefix`` counts the leading messages expected unchanged next turn (system ones
+    included); its last non-system message's last block ends the second cached prefix.
+    """
+    if body.get("system"):
+        body["system"][-1]["cache_control"] = EPHEMERAL
+    if not isinstance(stable_prefix, int) or isinstance(stable_prefix, bool) or stable_prefix <= 0:
+        return
+    leading = [i for i, m in enumerate(messages[:stable_prefix]) if m.role != "system"]
+    if not leading:
+        return
+    block = last_blocks[leading[-1]]
+    if block is not None and (block.get("type") != "text" or block.get("text")):  # empty text cannot be cached
+        block["cache_control"] = EPHEMERAL
 
 
 def to_anthropic(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
     """``messages`` as the Messages API wants them: the system prompt, and the turns."""
+    system, turns, _ = _convert(messages)
+    return system, turns
+
+
+def _convert(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any] | None]]:
+    """The system prompt, the turns, and for each message the last block it became (None for system)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     turns: list[dict[str, Any]] = []
+    last_blocks: list[dict[str, Any] | None] = []
     for m in messages:
         if m.role == "system":
+            last_blocks.append(None)
             continue
         role = "assistant" if m.role == "assistant" else "user"
         blocks: list[dict[str, Any]] = []
@@ -131,11 +164,12 @@ def to_anthropic(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]
         for call in m.tool_calls or ():
             function = call["function"]
             blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": _arguments(call)})
+        last_blocks.append(blocks[-1] if blocks else None)
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    return system, turns
+    return system, turns, last_blocks
 
 
 def _arguments(call: dict[str, Any]) -> Any:
@@ -170,74 +204,121 @@ def _tool_choice(choice: Any) -> Any:
     return choice
 
 
-def _call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+# -- reading replies --------------------------------------------------------------------------
 
 
-def _completion(text: str, calls: list[dict[str, Any]], finish: str, usage: dict[str, Any]) -> Completion:
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0) + cached
-    report, stats = usage_stats(prompt, int(usage.get("output_tokens") or 0), cached) if usage else ({}, {})
-    return Completion(text=text, tool_calls=tuple(calls) or None, finish_reason=finish, usage=report, stats=stats)
+def parse_reply(data: Any) -> Completion:
+    """A Messages API ``message`` object as a :class:`Completion`; raises ``Malformed`` or ``ServerSaid``."""
+    data = obj(data, "the reply")
+    _raise_error(data)
+    text, calls = [], []
+    for i, raw in enumerate(arr(data.get("content"), "content")):
+        block = obj(raw, f"content[{i}]")
+        if block.get("type") == "text":
+            text.append(string(block.get("text"), f"content[{i}].text"))
+        elif block.get("type") == "tool_use":
+            if not isinstance(block.get("input"), dict):
+                raise Malformed(
+                    f"content[{i}].input of a tool_use must be a JSON object, got {kind(block.get('input'))}"
+                )
+            calls.append(tool_call(block.get("id"), block.get("name"), block["input"], f"content[{i}]"))
+    return completion("".join(text), calls, data.get("stop_reason"), **_usage(data.get("usage")))
 
 
-class _AnthropicStream(StreamAssembler):
-    """Assembles Messages API stream events: text and ``input_json`` deltas, usage."""
+def _raise_error(data: dict[str, Any]) -> None:
+    if data.get("type") != "error":
+        return
+    error = data.get("error")
+    if isinstance(error, dict):
+        raise ServerSaid(f"{error.get('message')} ({error.get('type')})")
+    raise ServerSaid(str(error)[:300])
+
+
+def _usage(value: Any) -> dict[str, Any]:
+    """The counts of an Anthropic ``usage`` object: the prompt is fresh input plus both cache kinds."""
+    if value is None or value == {}:
+        return {"prompt": None, "output": None}
+    if not isinstance(value, dict):
+        return {"prompt": -1, "output": -1}
+    parts = [
+        tokens(value.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    ]
+    if any(p is None for p in parts):
+        return {"prompt": -1, "output": -1}
+    fresh, written, read = (p or 0 for p in parts)
+    return {"prompt": fresh + written + read, "output": value.get("output_tokens") or 0, "cached": read}
+
+
+class AnthropicStream(StreamAssembler):
+    """Assembles Messages API stream events: text and ``input_json`` deltas, usage.
+
+    The reply is complete once ``message_delta`` carries its ``stop_reason``;
+    ``message_stop`` ends the stream but is optional.
+    """
 
     def __init__(self) -> None:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
-        self.done = False
 
     def feed(self, event: Event) -> str:
-        if self.done:
-            return ""
-        data = json.loads(event.data)
-        if not isinstance(data, dict):
-            raise ValueError(f"an event must be a JSON object, got {event.data[:80]!r}")
-        kind = data.get("type", event.event)
-        if kind == "content_block_delta":
-            delta = data["delta"]
-            block = self.blocks[int(data["index"])]
-            if delta["type"] == "text_delta":
-                block["text"].append(delta["text"])
-                return str(delta["text"])
-            if delta["type"] == "input_json_delta":
-                block["json"].append(delta["partial_json"])
-        elif kind == "content_block_start":
-            block = dict(data["content_block"])
-            block["text"] = [block.get("text") or ""]
-            block["json"] = []
-            self.blocks[int(data["index"])] = block
-        elif kind == "message_start":
-            self.usage.update(data["message"].get("usage") or {})
-        elif kind == "message_delta":
-            self.stop_reason = data["delta"].get("stop_reason") or self.stop_reason
-            self.usage.update(data.get("usage") or {})
-        elif kind == "message_stop":
+        data = obj(loads(event.data, "a stream event"), "a stream event")
+        kind_ = data.get("type", event.event)
+        if kind_ == "error":
+            error = data.get("error")
+            error = error if isinstance(error, dict) else {}
+            raise ServerSaid(f"{error.get('type')}: {error.get('message')}")
+        if kind_ == "content_block_delta":
+            return self._delta(data)
+        if kind_ == "content_block_start":
+            number = index(data.get("index"), "content_block_start.index")
+            block = obj(data.get("content_block"), "content_block_start.content_block")
+            self.blocks[number] = {
+                "type": block.get("type"),
+                "id": block.get("id"),
+                "name": block.get("name"),
+                "text": [string(block.get("text"), "content_block.text", optional=True)],
+                "json": [],
+            }
+        elif kind_ == "message_start":
+            message = obj(data.get("message"), "message_start.message")
+            self._add_usage(message.get("usage"))
+        elif kind_ == "message_delta":
+            delta = obj(data.get("delta") or {}, "message_delta.delta")
+            if delta.get("stop_reason") is not None:
+                self.stop_reason = string(delta["stop_reason"], "message_delta.delta.stop_reason")
+                self.complete = True
+            self._add_usage(data.get("usage"))
+        elif kind_ == "message_stop":
             self.done = True
-        elif kind == "error":
-            error = data.get("error") or {}
-            raise BackendError(f"the server sent an error mid-stream: {error.get('type')}: {error.get('message')}")
         return ""
 
-    def finish(self, stats: dict[str, Any]) -> Completion:
-        if not self.done:
-            raise BackendError("the stream ended before message_stop; the reply is incomplete")
-        if self.stop_reason is None:
-            raise BackendError("the stream ended without a stop_reason; the reply is incomplete")
+    def _add_usage(self, usage: Any) -> None:
+        if usage is not None:
+            self.usage.update(obj(usage, "usage"))
+
+    def _delta(self, data: dict[str, Any]) -> str:
+        number = index(data.get("index"), "content_block_delta.index")
+        block = self.blocks.get(number)
+        if block is None:
+            raise Malformed(f"content_block_delta for block {number}, which never started")
+        delta = obj(data.get("delta"), "content_block_delta.delta")
+        if delta.get("type") == "text_delta":
+            piece = string(delta.get("text"), "text_delta.text")
+            block["text"].append(piece)
+            return piece
+        if delta.get("type") == "input_json_delta":
+            block["json"].append(string(delta.get("partial_json"), "input_json_delta.partial_json"))
+        return ""
+
+    def finish(self) -> Completion:
+        if not self.complete:
+            raise Incomplete("the stream ended without a stop_reason")
         text, calls = [], []
-        for _, block in sorted(self.blocks.items()):
+        for number, block in sorted(self.blocks.items()):
             if block["type"] == "text":
                 text.append("".join(block["text"]))
             elif block["type"] == "tool_use":
-                raw = "".join(block["json"]) or "{}"
-                try:
-                    json.loads(raw)
-                except ValueError:
-                    raise BackendError(f"the stream sent broken tool-call arguments: {raw[:80]!r}") from None
-                calls.append(_call(block["id"], block["name"], raw))
-        completion = _completion("".join(text), calls, self.stop_reason, self.usage)
-        completion.stats.update(stats)
-        return completion
+                arguments = "".join(block["json"]) or "{}"  # streamed JSON text: tool_call checks it is an object
+                calls.append(tool_call(block["id"], block["name"], arguments, f"content[{number}]"))
+        return completion("".join(text), calls, self.stop_reason, **_usage(self.usage or None))

@@ -32,8 +32,13 @@ class Backend(Protocol):
 
     ``stream`` and ``astream`` yield the reply's text pieces as ``str`` and end with
     the finished :class:`Completion`; a stream that breaks raises
-    :class:`~finite_memory.BackendError`. ``tokenizer`` is the model's exact tokenizer,
-    or ``None`` when only an estimate is available.
+    :class:`~finite_memory.BackendError` (a prompt over the model's window:
+    :class:`~finite_memory.ContextLengthError`, which ``Chat`` answers by shrinking the
+    context once). ``tokenizer`` is the model's exact tokenizer, or ``None`` when only an
+    estimate is available. A backend with a true ``accepts_cache_hints`` attribute also
+    gets ``stable_prefix=`` (leading messages expected unchanged next turn) and
+    ``session=`` (the memory's session name) among the call options, to place prompt-cache
+    breakpoints or keys.
     """
 
     name: str
@@ -74,20 +79,38 @@ class SyncBackend:
         return await asyncio.to_thread(self.complete, messages, **options)
 
     async def astream(self, messages: Sequence[Message], **options: Any) -> AsyncIterator[str | Completion]:
+        """:meth:`stream` in a worker thread, one piece at a time.
+
+        Cancelling the consumer (``Chat.astream`` in a task that is cancelled) while a
+        piece is being made waits for that piece, then closes the stream in the worker
+        thread: a generator cannot be closed while it runs, and a stream left open would
+        keep the backend busy until garbage collection.
+        """
         import asyncio
+        import threading
 
         iterator = self.stream(messages, **options)
         done = object()
+        running = threading.Lock()  # held while the worker thread is inside the generator
+
+        def step() -> Any:
+            with running:
+                return next(iterator, done)
+
+        def close() -> None:
+            with running:
+                closer = getattr(iterator, "close", None)
+                if closer is not None:
+                    closer()
+
         try:
             while True:
-                item = await asyncio.to_thread(next, iterator, done)
+                item = await asyncio.to_thread(step)
                 if item is done:
                     return
-                yield item  # type: ignore[misc]
+                yield item
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            await asyncio.shield(asyncio.to_thread(close))
 
     def close(self) -> None:
         """Release what the backend holds (nothing, unless a subclass says otherwise)."""

@@ -37,7 +37,9 @@ class Context:
 
     ``tokens`` is counted with the memory's tokenizer and is always at most
     ``max_tokens - reserve_output``; ``included`` holds the ids of the archived
-    messages present (whole or truncated).
+    messages present (whole or truncated). ``stable_prefix`` is how many leading
+    messages are expected unchanged next turn, where a backend can end a prompt-cache
+    prefix (Anthropic ``cache_control``).
     """
 
     messages: list[Message]
@@ -45,6 +47,7 @@ class Context:
     included: list[int]
     stats: TurnStats
     budget: int = field(default=0)
+    stable_prefix: int = field(default=0)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """The messages in the archive's form (``Message.to_dict``): ``id``, ``turn`` and ``meta`` included.

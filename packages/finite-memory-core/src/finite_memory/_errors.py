@@ -33,6 +33,28 @@ class BackendError(FiniteMemoryError):
         self.retries = retries
 
 
+class ContextLengthError(BackendError):
+    """The server refused a prompt longer than the model's context window.
+
+    ``limit`` is the model's context length and ``prompt_tokens`` the server's count of the
+    prompt, where its message said them (else ``None``). ``Chat`` shrinks the context by
+    what the server said and retries once.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retries: int = 0,
+        limit: int | None = None,
+        prompt_tokens: int | None = None,
+    ) -> None:
+        super().__init__(message, status=status, retries=retries)
+        self.limit = limit
+        self.prompt_tokens = prompt_tokens
+
+
 class CheckpointError(FiniteMemoryError):
     """A checkpoint or store file that cannot be read back; the message says why."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -203,22 +204,33 @@ class Memory:
         self._enforce_retention()
 
     def _changed_state(self) -> str | None:
-        """The policy's state as JSON when it changed since it was last written, else None."""
+        """The policy's state (and the tokenizer's calibration) as JSON when it changed since last written."""
         state = self._policy.state()
-        if not state and self._saved_state is None:
+        calibration = self._calibration()
+        if not state and not calibration and self._saved_state is None:
             return None
-        text = json.dumps(
-            {"policy": self._policy.name, "state": state},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        saved: dict[str, Any] = {"policy": self._policy.name, "state": state}
+        if calibration:
+            saved["tokenizer"] = calibration
+        text = json.dumps(saved, sort_keys=True, separators=(",", ":"))
         return None if text == self._saved_state else text
 
+    def _calibration(self) -> dict[str, Any] | None:
+        """The calibration of an estimating tokenizer that has seen real counts, kept with the session."""
+        tokenizer = self.tokenizer
+        if type(tokenizer) is ApproxTokenizer and tokenizer.samples:
+            return tokenizer.state()
+        return None
+
     def _restore_state(self, text: str | None) -> None:
-        """Load the policy state a store kept for this session, when it is this policy's."""
+        """Load the policy state a store kept for this session (when it is this policy's) and the calibration."""
         if not text:
             return
         saved = json.loads(text)
+        tokenizer = self.tokenizer
+        if isinstance(saved.get("tokenizer"), dict) and type(tokenizer) is ApproxTokenizer:
+            with contextlib.suppress(ValueError):  # a calibration not worth believing: start uncalibrated
+                tokenizer.load_state(saved["tokenizer"])
         if saved.get("policy") == self._policy.name:
             self._policy.load_state(saved["state"])
             self._saved_state = text
@@ -302,12 +314,24 @@ class Memory:
             raise TypeError(f"query must be a str or None, not {type(query).__name__}")
         return self._build(query, ())
 
-    def _build(self, query: str | None, pending: Sequence[Message]) -> Context:
-        """Build a context; ``pending`` is a new turn not archived yet (``Chat`` uses it)."""
+    def _build(
+        self, query: str | None, pending: Sequence[Message], *, budget: int | None = None, continues: bool = False
+    ) -> Context:
+        """Build a context; ``pending`` is a new turn not archived yet (``Chat`` uses it).
+
+        ``continues``: ``pending`` goes on the newest archived turn (tool results) instead
+        of starting one. ``budget`` replaces :attr:`budget` for this context (``Chat``
+        leaves room for tool schemas, or shrinks after a context-length error).
+        """
         counter = self._counter
-        room = self.budget - counter.base()
-        if pending:
-            newest: Turn | None = Turn(self._turns[-1].number + 1 if self._turns else 0, list(pending))
+        budget = self.budget if budget is None else min(self.budget, budget)
+        room = budget - counter.base()
+        if pending and continues and self._turns:
+            last = self._turns[-1]
+            newest: Turn | None = Turn(last.number, [*last.messages, *pending])
+            older = TurnWindow(self._turns, len(self._turns) - 1)
+        elif pending:
+            newest = Turn(self._turns[-1].number + 1 if self._turns else 0, list(pending))
             older = TurnWindow(self._turns, len(self._turns))
         else:
             newest = self._turns[-1] if self._turns else None
@@ -324,7 +348,7 @@ class Memory:
         while True:
             messages = pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
             tokens = counter.messages(messages)
-            if tokens <= self.budget:
+            if tokens <= budget:
                 break
             if chosen:  # the estimate was off (a tokenizer that is not additive): drop the oldest
                 chosen.pop(0)
@@ -332,7 +356,7 @@ class Memory:
                 prefix.clear()
             elif newest_msgs:
                 cut = fit_messages(
-                    newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter
+                    newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - budget), counter
                 )
                 truncated += 1
                 newest_msgs = cut or []
@@ -350,7 +374,10 @@ class Memory:
             truncated=truncated,
         )
         included = [m.id for m in messages if m.id is not None]
-        return Context(messages=messages, tokens=tokens, included=included, stats=stats, budget=self.budget)
+        stable = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+        return Context(
+            messages=messages, tokens=tokens, included=included, stats=stats, budget=budget, stable_prefix=stable
+        )
 
     def _fit_fixed(
         self, pinned: list[Message], newest: Turn | None, room: int

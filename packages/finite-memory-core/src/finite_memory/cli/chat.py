@@ -140,6 +140,14 @@ def _stats(chat: Chat) -> str:
         parts.append(
             f"server counted {usage.get('prompt_tokens')} prompt + {usage.get('completion_tokens')} reply tokens"
         )
+    if "cached_prompt_tokens" in s:
+        parts.append(
+            f"prompt cache {s['cached_prompt_tokens']} cached / {s['uncached_prompt_tokens']} uncached this turn, "
+            f"{s['session_cached_prompt_tokens']} / {s['session_uncached_prompt_tokens']} this session "
+            f"({s['session_cache_rate']:.0%} cached)"
+        )
+    if reply.cut_off:
+        parts.append(f"reply cut at its length limit ({reply.finish_reason})")
     if "request_ms" in s:
         parts.append(f"request {s['request_ms']:.0f} ms")
     return "[" + "; ".join(parts) + "]"

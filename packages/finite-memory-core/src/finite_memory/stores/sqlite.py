@@ -111,8 +111,8 @@ class SQLiteStore:
             self.timeout = float(timeout if timeout is not None else options.get("timeout", 60.0))
         except ValueError:
             raise ValueError(f"timeout must be a number of seconds, got {options.get('timeout')!r}") from None
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if not self.timeout > 0 or self.timeout == float("inf"):  # NaN fails every comparison: it waited forever
+            raise ValueError(f"timeout must be a finite number > 0 seconds, got {self.timeout}")
         if not self.path.parent.is_dir():
             raise StoreError(f"cannot open {url!r}: folder {str(self.path.parent)!r} does not exist")
         self._local = threading.local()
