@@ -264,7 +264,7 @@ def restore(
     try:
         with paused_gc():
             messages = [_message(m) for m in body["messages"]]
-        _check_archive(messages)
+        check_archive(messages)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
     spec = body["policy"]
@@ -332,7 +332,7 @@ def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
     return tokenizer
 
 
-def _check_archive(messages: list[Message]) -> None:
+def check_archive(messages: list[Message]) -> None:
     """Ids strictly increasing, turns never going back, tool results answering a call of their turn."""
     last_id = -1
     turn = -1
