@@ -1,12 +1,13 @@
 """The PostgreSQL store: one archive that every host of a deployment shares.
 
 ``Memory(store="postgresql://app@db.internal:5432/chats", session="user-42")``, with
-``pip install "finite-memory-core[postgres]"`` (psycopg 3 and its pool). ``postgres://``
+``pip install "finite-memory-core[postgres]"`` (psycopg 3). ``postgres://``
 works too. The password comes from the URL, ``PGPASSWORD`` or ``~/.pgpass``; it never
 appears in a repr, a log line or an error. Options in the query string:
 
 - ``max_messages=N``: archive cap per session (whole oldest turns go, in the same transaction).
-- ``pool_size=5``: most connections this store holds (one is opened at once, more on demand).
+- ``pool_size=5``: most connections this store holds at once (opened on demand, reused,
+  closed after ``MAX_IDLE_S`` idle).
 - ``schema=NAME``: the schema for the tables (created when missing; default: the search path's first).
 - ``table_prefix=fm_``: the tables are ``<prefix>sessions``, ``<prefix>messages``, ``<prefix>meta``.
 - ``timeout=30``: seconds an operation waits for a connection, and keeps retrying
@@ -15,13 +16,15 @@ appears in a repr, a log line or an error. Options in the query string:
 - anything else goes to libpq: ``sslmode``, ``connect_timeout`` (default 10),
   ``application_name``, ``target_session_attrs``...
 
-Every append is one statement (one round trip; a transaction with the trim when
-``max_messages`` is set) that checks the session's next id and inserts the rows
-together, so writers of one session are serialised by its row lock and other sessions
-go in parallel. An append whose connection broke is retried on a fresh one; if its
-commit had in fact landed, the retry finds its own rows and returns, so an ``add``
-either raised or is stored exactly once. The schema version is in ``<prefix>meta`` and
-migrated forward on open under an advisory lock; a newer one is refused.
+Connections are pooled by this module rather than ``psycopg_pool``, whose reconnection
+backs off from 1 s doubling: after a restart its adds waited 2.4-3 s more for a server that
+was already back. Here the next attempt connects at once. Every append is one statement
+(one round trip; a transaction with the trim when ``max_messages`` is set) that checks the
+session's next id and inserts the rows together, so writers of one session are serialised
+by its row lock and other sessions go in parallel. An append whose connection broke is
+retried on a fresh one; if its commit had in fact landed, the retry finds its own rows and
+returns, so an ``add`` either raised or is stored exactly once. The schema version is in
+``<prefix>meta`` and migrated forward on open under an advisory lock; a newer one is refused.
 
 Erasure: ``forget`` and ``delete`` remove rows at once for every reader, but PostgreSQL
 keeps dead row versions in the table's pages until ``VACUUM`` reclaims them (and even
@@ -33,10 +36,13 @@ table into new files; see ``docs/stores.md``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -56,14 +62,14 @@ from ._base import (
 try:
     import psycopg
     from psycopg import sql
-    from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        f"the PostgreSQL store needs psycopg 3 and psycopg-pool ({exc}); "
-        "install them with: pip install 'finite-memory-core[postgres]'"
+        f"the PostgreSQL store needs psycopg 3 ({exc}); install it with: pip install 'finite-memory-core[postgres]'"
     ) from None
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 #: The schema this code writes; ``MIGRATIONS[v]`` brings the tables from version ``v`` to ``v + 1``.
 SCHEMA_VERSION = 1
@@ -72,6 +78,9 @@ _OWN_OPTIONS = ("max_messages", "pool_size", "schema", "table_prefix", "timeout"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
 _COLUMNS = "role, content, name, tool_calls, tool_call_id, meta, id, turn, escaped"
+#: Seconds a pooled connection may sit idle before it is closed rather than reused.
+MAX_IDLE_S = 600.0
+
 #: SQLSTATEs worth trying again on a fresh connection: lost connections, a server shutting
 #: down or starting up, serialisation failures and deadlocks.
 _RETRY_STATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01")
@@ -185,35 +194,66 @@ class PostgresStore:
         self.schema, self.table_prefix = schema, prefix
         self._lock = threading.Lock()
         self._closed = False
-        first = self._connect(conninfo)
-        with first:
-            self._tables = self._names()
-            self._migrate(first)
-            self._sql = self._statements(first)
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=self.pool_size,
-            kwargs={"autocommit": True},
-            configure=self._configure if self._statement_ms is not None else None,
-            timeout=self.timeout,
-            name=f"finite-memory {self.url}",
-            open=False,
-        )
-        self._pool.open(wait=False)
+        self._conninfo = _Secret(conninfo)
+        self._idle: list[tuple[psycopg.Connection[Any], float]] = []
+        self._slots = threading.BoundedSemaphore(self.pool_size)
+        first = self._connect()
+        self._tables = self._names()
+        self._migrate(first)
+        self._sql = self._statements(first)
+        self._idle.append((first, time.monotonic()))
+        self._release = weakref.finalize(self, _close_all, self._idle)  # a store dropped unclosed
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
 
     # -- setup ---------------------------------------------------------------------------
 
-    def _connect(self, conninfo: str) -> psycopg.Connection[Any]:
+    def _connect(self) -> psycopg.Connection[Any]:
         problem = ""
         try:
-            return psycopg.connect(conninfo, autocommit=True)
-        except psycopg.Error as exc:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.OperationalError as exc:
             problem = self._clean(exc)
-        raise StoreError(f"cannot connect to {self.url}: {problem}")  # outside the except: no driver error attached
+        except psycopg.Error as exc:  # a bad option: no use trying again
+            problem = self._clean(exc)
+            raise BadStoreURL(f"cannot connect to {self.url}: {problem}")  # noqa: B904 - nothing attached
+        else:
+            if self._statement_ms is not None:
+                conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(self._statement_ms)))
+            return conn
+        raise _ConnectFailed(f"cannot connect to {self.url}: {problem}")  # outside the except: nothing attached
+
+    @contextmanager
+    def _connection(self, deadline: float) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one operation: an idle one, or a new one; kept for reuse when it is healthy."""
+        if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise StoreError(f"{self.url}: all {self.pool_size} connections stayed busy for {self.timeout:g} s")
+        try:
+            conn = None
+            with self._lock:
+                if self._closed:
+                    raise StoreError(f"{self!r} is closed")
+                now = time.monotonic()
+                while self._idle and conn is None:
+                    conn, since = self._idle.pop()
+                    if conn.closed or now - since > MAX_IDLE_S:
+                        conn.close()
+                        conn = None
+            if conn is None:
+                conn = self._connect()
+            try:
+                yield conn
+            finally:
+                healthy = not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                with self._lock:
+                    if healthy and not self._closed:
+                        self._idle.append((conn, time.monotonic()))
+                        conn = None
+                if conn is not None:
+                    conn.close()
+        finally:
+            self._slots.release()
 
     def _names(self) -> dict[str, sql.Composable]:
         def table(name: str) -> sql.Composable:
@@ -222,13 +262,11 @@ class PostgresStore:
 
         return {name: table(name) for name in ("sessions", "messages", "meta")}
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(self._statement_ms)))
-
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create or migrate the tables in one transaction, under an advisory lock; refuse a newer schema."""
         meta = sql.SQL("{}").format(self._tables["meta"]).as_string(conn)
         version_query = sql.SQL("SELECT value FROM {meta} WHERE key = 'schema_version'").format(**self._tables)
+        problem = ""
         try:
             with conn.transaction():
                 if conn.execute("SELECT to_regclass(%s)", (meta,)).fetchone() not in (None, (None,)):
@@ -261,8 +299,10 @@ class PostgresStore:
                     ).format(**self._tables),
                     (str(SCHEMA_VERSION),),
                 )
+            return
         except psycopg.Error as exc:
-            raise StoreError(f"{self.url}: cannot set up the tables: {self._clean(exc)}") from None
+            problem = self._clean(exc)
+        raise StoreError(f"{self.url}: cannot set up the tables: {problem}")  # outside the except: no driver error
 
     def _statements(self, conn: psycopg.Connection[Any]) -> dict[str, str]:
         t = self._tables
@@ -329,14 +369,18 @@ class PostgresStore:
                 raise StoreError(f"{self!r} is closed")
             problem = None
             try:
-                with self._pool.connection(timeout=max(0.1, deadline - time.monotonic())) as conn:
+                with self._connection(deadline) as conn:
                     return work(conn, retried)
-            except PoolTimeout:
-                problem = f"no connection to the server within {self.timeout:g} s"
             except psycopg.Error as exc:
                 state = exc.sqlstate or "08"  # no SQLSTATE: the client lost the connection
-                if not state.startswith(_RETRY_STATES) or time.monotonic() + delay > deadline:
-                    problem = self._clean(exc)
+                problem = self._clean(exc)
+                if state.startswith(_RETRY_STATES) and time.monotonic() + delay <= deadline:
+                    logger.warning("%s: %s; trying again on a new connection", self.url, problem)
+                    problem = None
+            except _ConnectFailed as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(str(exc)) from None
+                logger.warning("%s; trying again", exc)
             except UnicodeEncodeError as exc:
                 problem = f"text that cannot be stored as UTF-8 ({exc.reason})"
             if problem is not None:  # raised here, not in the except: no driver error (or conninfo) attached
@@ -459,15 +503,31 @@ class PostgresStore:
         self._run(work)
 
     def close(self) -> None:
-        """Close the pool's connections; the store cannot be used afterwards."""
+        """Close the idle connections (busy ones close when their operation ends); the store is done."""
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
-        self._pool.close()
+            self._release()
 
 
-def _secrets(url: str) -> list[str]:
+def _close_all(idle: list[tuple[psycopg.Connection[Any], float]]) -> None:
+    while idle:
+        idle.pop()[0].close()
+
+
+class _ConnectFailed(StoreError):
+    """The server could not be reached (yet): worth another attempt until the deadline."""
+
+
+class _Secret(str):
+    """A password kept to mask it in messages; its repr never shows it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def _secrets(url: str) -> list[_Secret]:
     """The password as it may appear in a message: raw and percent-encoded."""
     try:
         parts = urlsplit(url)
@@ -475,7 +535,7 @@ def _secrets(url: str) -> list[str]:
     except ValueError:
         return []
     secrets = {s for p in found if p for s in (p, unquote(p), quote(p, safe=""))}
-    return sorted(secrets, key=len, reverse=True)
+    return [_Secret(s) for s in sorted(secrets, key=len, reverse=True)]
 
 
 def _pool_size(value: Any) -> int:
