@@ -187,6 +187,8 @@ class SQLiteStore:
                     raise StoreError(f"{self.url}: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.url}: {exc}") from exc
+            except UnicodeEncodeError as exc:
+                raise StoreError(f"{self.url}: text that cannot be stored as UTF-8 ({exc.reason})") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
