@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,9 @@ from .stores._base import paused_gc, session_gone
 
 #: How many times ``extend`` re-stamps a batch that lost a race with another writer.
 _MAX_CONFLICTS = 1000
+
+#: The longest random pause between two attempts after repeated conflicts (jittered backoff).
+_MAX_BACKOFF_S = 0.05
 
 #: The smallest context budget (``max_tokens - reserve_output``) a memory accepts.
 MIN_BUDGET = 32
@@ -171,12 +175,14 @@ class Memory:
         if not batch:
             return []
         with self._lock:
-            for _ in range(_MAX_CONFLICTS):
+            for attempt in range(_MAX_CONFLICTS):
                 stamped = self._stamp(batch)
                 state = self._changed_state()
                 try:
                     self._store.append(self.session, stamped, state=state, create=not self._exists)
                 except StoreConflict as conflict:
+                    if attempt:  # lost twice in a row: a hot session; spread the writers out
+                        time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, 0.0005 * 2**attempt)))
                     self._catch_up(conflict.expected)
                     continue
                 self._exists = True

@@ -319,7 +319,8 @@ class PostgresStore:
                 " %(contents)s::text[], %(names)s::text[], %(calls)s::text[], %(call_ids)s::text[], %(metas)s::text[],"
                 " %(escaped)s::boolean[]) AS r"
                 " WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1)"
-                " SELECT (SELECT archived FROM claimed), (SELECT count(*) FROM added)"
+                " SELECT (SELECT archived FROM claimed), (SELECT count(*) FROM added),"
+                " (SELECT next_id FROM {sessions} WHERE name = %(session)s)"
             ),
             "create": (
                 "INSERT INTO {sessions} (name, next_id, archived) VALUES (%s, %s, 0) ON CONFLICT (name) DO NOTHING"
@@ -375,12 +376,12 @@ class PostgresStore:
                 state = exc.sqlstate or "08"  # no SQLSTATE: the client lost the connection
                 problem = self._clean(exc)
                 if state.startswith(_RETRY_STATES) and time.monotonic() + delay <= deadline:
-                    logger.warning("%s: %s; trying again on a new connection", self.url, problem)
+                    logger.info("%s: %s; trying again on a new connection", self.url, problem)
                     problem = None
             except _ConnectFailed as exc:
                 if time.monotonic() + delay > deadline:
                     raise StoreError(str(exc)) from None
-                logger.warning("%s; trying again", exc)
+                logger.info("%s; trying again", exc)
             except UnicodeEncodeError as exc:
                 problem = f"text that cannot be stored as UTF-8 ({exc.reason})"
             if problem is not None:  # raised here, not in the except: no driver error (or conninfo) attached
@@ -408,21 +409,23 @@ class PostgresStore:
 
         def work(conn: psycopg.Connection[Any], retried: bool) -> None:
             for _ in range(3):  # a new session: create its row, then append
+                # one statement: claim the next id, insert, and (when the claim failed) say what the
+                # next id was as the statement began; it may be older than the writer that won, which
+                # Memory's catch-up allows for, and it saves a round trip per conflict
                 if cap is None:
-                    archived, added = conn.execute(self._sql["append"], params).fetchone()  # type: ignore[misc]
+                    archived, added, expected = conn.execute(self._sql["append"], params).fetchone()  # type: ignore[misc]
                 else:
                     with conn.transaction():
-                        archived, added = conn.execute(self._sql["append"], params).fetchone()  # type: ignore[misc]
+                        archived, added, expected = conn.execute(self._sql["append"], params).fetchone()  # type: ignore[misc]
                         if added and archived > cap:
                             self._trim(conn, session)
                 if added:
                     return
-                found = conn.execute(self._sql["next_id"], (session,)).fetchone()
-                if found is not None:
+                if expected is not None:
                     if retried and self._landed(conn, session, messages):
                         return  # the attempt that broke off had committed
                     raise StoreConflict(
-                        f"session {session!r}: next id is {found[0]}, got {messages[0].id}", expected=int(found[0])
+                        f"session {session!r}: next id is {expected}, got {messages[0].id}", expected=int(expected)
                     )
                 if not create:
                     raise StoreError(session_gone(session, self.url))
