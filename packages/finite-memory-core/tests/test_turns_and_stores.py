@@ -69,3 +69,14 @@ def test_memory_url_options_are_kept() -> None:
     for bad in ("memory://x", "memory://?nope=1", "memory://?max_messages=0", "memory:"):
         with pytest.raises(ValueError):
             open_store(bad)
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from finite_memory import BackendNotInstalled
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    monkeypatch.delitem(sys.modules, "finite_memory.stores.postgres", raising=False)
+    with pytest.raises(BackendNotInstalled, match=r"pip install 'finite-memory-core\[postgres\]'"):
+        open_store("postgresql://app@127.0.0.1:5432/chats")
