@@ -274,28 +274,33 @@ def kill_writers(server: Any, rounds: int) -> None:
 # -- reopening ----------------------------------------------------------------------------------------
 
 
-def reopen(server: Any, lines: Lines) -> None:
-    import psycopg
-
-    n = len(lines)
-    url = server.url + "?schema=reopen"
+def reopen_times(url: str, lines: Lines) -> tuple[float, float, float, int]:
+    """Write ``lines`` to a session of any store, then reopen it 3 times: the best (open, first context,
+    both) in seconds, and how many messages that context kept."""
     writer = Memory(store=url, session="long", max_tokens=4096)
     batch = [Message(role, text, meta=meta) for role, text, meta in lines]
-    for i in range(0, n, 1000):
+    for i in range(0, len(batch), 1000):
         writer.extend(batch[i : i + 1000])
     writer.close()
 
-    def once() -> tuple[float, float, float]:
+    def once() -> tuple[float, float, float, int]:
         t0 = time.perf_counter()
         mem = Memory(store=url, session="long", max_tokens=4096)
         t1 = time.perf_counter()
         ctx = mem.context(query="Where did I move?")
         t2 = time.perf_counter()
-        assert len(mem) == n and ctx.tokens <= mem.budget
+        assert len(mem) == len(batch) and ctx.tokens <= mem.budget
         mem.close()
-        return t1 - t0, t2 - t1, t2 - t0
+        return t1 - t0, t2 - t1, t2 - t0, len(ctx.messages)
 
-    open_s, ctx_s, total_s = min((once() for _ in range(3)), key=lambda r: r[2])
+    return min((once() for _ in range(3)), key=lambda r: r[2])
+
+
+def reopen(server: Any, lines: Lines) -> None:
+    import psycopg
+
+    n = len(lines)
+    open_s, ctx_s, total_s, _ = reopen_times(server.url + "?schema=reopen", lines)
     with psycopg.connect(server.url) as conn:
         t0 = time.perf_counter()
         rows = conn.execute(

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _bench import pct, row, verdict
-from _durability_pg import REOPEN_TARGET_S, bench_postgres
+from _durability_pg import REOPEN_TARGET_S, bench_postgres, reopen_times
 
 from finite_memory import Memory, Message
 from finite_memory.stores.sqlite import SQLiteStore
@@ -236,24 +236,7 @@ def bench_checkpoint(folder: Path, n: int) -> None:
 
 def bench_reopen(folder: Path, n: int) -> None:
     url = f"sqlite:///{folder}/reopen.db?synchronous=normal"
-    writer = Memory(store=url, session="long", max_tokens=4096)
-    batch = [Message(role, text, meta=meta) for role, text, meta in conversation(n)]
-    for i in range(0, n, 1000):
-        writer.extend(batch[i : i + 1000])
-    writer.close()
-
-    def reopen() -> tuple[float, float, float, int]:
-        t0 = time.perf_counter()
-        mem = Memory(store=url, session="long", max_tokens=4096)
-        t1 = time.perf_counter()
-        ctx = mem.context(query="Where did I move?")
-        t2 = time.perf_counter()
-        assert len(mem) == n and ctx.tokens <= mem.budget
-        mem.close()
-        return t1 - t0, t2 - t1, t2 - t0, len(ctx.messages)
-
-    runs = [reopen() for _ in range(3)]
-    open_s, ctx_s, total_s, kept = min(runs, key=lambda r: r[2])
+    open_s, ctx_s, total_s, kept = reopen_times(url, conversation(n))
 
     store = SQLiteStore(url)
     t0 = time.perf_counter()

@@ -47,6 +47,10 @@ def test_urls_and_options(url: str, postgres: TemporaryPostgres) -> None:
     assert tables == {"chat_sessions", "chat_messages", "chat_meta"}
     with store._connection(time.monotonic() + 5) as conn:
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "2s"
+    Memory(store=store, session="s").add("user", "hi")
+    info = store.info("s")
+    assert info is not None and (info["messages"], info["next_id"]) == (1, 1) and info["updated"] >= info["created"]
+    assert store.info("nobody") is None
     store.close()
     store.close()  # twice is fine
     with pytest.raises(StoreError, match="closed"):

@@ -106,7 +106,12 @@ class Memory:
         self._store = open_store(store)
         self._owns_store = not isinstance(store, Store)  # opened from a URL: close() closes it
         self._saved_state: str | None = None
-        self._load_session()
+        try:
+            self._load_session()
+        except BaseException:
+            if self._owns_store:  # nobody else can close it
+                self._store.close()
+            raise
 
     def __repr__(self) -> str:
         return (
