@@ -14,6 +14,7 @@ from typing import Any
 from ._checkpoint import check_archive
 from ._context import Context, TurnStats
 from ._counting import TokenCounter
+from ._erasure import int_list, locked, with_tool_partners
 from ._errors import PolicyTimeout, StoreError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
@@ -138,10 +139,10 @@ class Memory:
         return self.max_tokens - self.reserve_output
 
     @property
+    @locked
     def messages(self) -> list[Message]:
         """A copy of the whole archive, in order (system messages included)."""
-        with self._lock:
-            return list(self._messages)
+        return list(self._messages)
 
     @property
     def turns(self) -> Sequence[Turn]:
@@ -166,6 +167,7 @@ class Memory:
         """
         return self.extend([_new_message(role, content, fields)])[0]
 
+    @locked
     def extend(self, messages: Iterable[Message]) -> list[Message]:
         """Archive several messages at once: all of them, or none if one is invalid.
 
@@ -179,23 +181,22 @@ class Memory:
                 raise TypeError(f"extend() takes Message objects, not {type(message).__name__}")
         if not batch:
             return []
-        with self._lock:
-            for attempt in range(_MAX_CONFLICTS):
-                stamped = self._stamp(batch)
-                state = self._changed_state()
-                try:
-                    self._store.append(self.session, stamped, state=state, create=not self._exists)
-                except StoreConflict as conflict:
-                    if attempt:  # lost twice in a row: a hot session; spread the writers out
-                        time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, 0.0005 * 2**attempt)))
-                    self._catch_up(conflict.expected)
-                    continue
-                self._exists = True
-                if state is not None:
-                    self._saved_state = state
-                self._apply(stamped)
-                self._enforce_retention()
-                return stamped
+        for attempt in range(_MAX_CONFLICTS):
+            stamped = self._stamp(batch)
+            state = self._changed_state()
+            try:
+                self._store.append(self.session, stamped, state=state, create=not self._exists)
+            except StoreConflict as conflict:
+                if attempt:  # lost twice in a row: a hot session; spread the writers out
+                    time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, 0.0005 * 2**attempt)))
+                self._catch_up(conflict.expected)
+                continue
+            self._exists = True
+            if state is not None:
+                self._saved_state = state
+            self._apply(stamped)
+            self._enforce_retention()
+            return stamped
         raise StoreError(f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers")
 
     def refresh(self) -> None:
@@ -275,8 +276,8 @@ class Memory:
         Returns the erased ids, ascending. An unknown id or turn raises ``ValueError``
         and erases nothing.
         """
-        wanted_ids = _ints(ids, "ids")
-        wanted_turns = _ints(turns, "turns")
+        wanted_ids = int_list(ids, "ids")
+        wanted_turns = int_list(turns, "turns")
         with self._lock:
             known = {m.id for m in self._messages}
             by_number = {t.number: t for t in self._turns}
@@ -291,13 +292,18 @@ class Memory:
             for number in wanted_turns:
                 erase.update(by_number[number].ids)
             for turn in self._turns:
-                _with_tool_partners(turn, erase)
+                with_tool_partners(turn, erase)
             if not erase:
                 return []
-            state = _state_text(self._policy.name, {})
-            next_id = self._store.forget(self.session, sorted(erase), state=state)
+            before = self._policy.state()
+            self._policy.load_state({})  # a summary may quote erased text: start it again
+            state = self._state_blob()
+            try:
+                next_id = self._store.forget(self.session, sorted(erase), state=state)
+            except BaseException:
+                self._policy.load_state(before)  # nothing was erased: leave everything as it was
+                raise
             self._drop(erase)
-            self._policy.load_state({})
             self._saved_state = state
             if next_id == self._next_id + 1:  # no other writer in between: nothing to catch up on
                 self._next_id = next_id
@@ -329,11 +335,16 @@ class Memory:
 
     def _changed_state(self) -> str | None:
         """The policy's state as JSON when it changed since it was last written, else None."""
-        state = self._policy.state()
-        if not state and self._saved_state is None:
+        if not self._policy.state() and self._saved_state is None:
             return None
-        text = _state_text(self._policy.name, state)
+        text = self._state_blob()
         return None if text == self._saved_state else text
+
+    def _state_blob(self) -> str:
+        """What the store keeps with the session: the policy's state as canonical JSON naming the policy."""
+        return json.dumps(
+            {"policy": self._policy.name, "state": self._policy.state()}, sort_keys=True, separators=(",", ":")
+        )
 
     def _restore_state(self, text: str | None) -> None:
         """Load the policy state a store kept for this session, when it is this policy's."""
@@ -425,12 +436,9 @@ class Memory:
             raise TypeError(f"query must be a str or None, not {type(query).__name__}")
         return self._build(query, ())
 
+    @locked
     def _build(self, query: str | None, pending: Sequence[Message]) -> Context:
         """Build a context; ``pending`` is a new turn not archived yet (``Chat`` uses it)."""
-        with self._lock:
-            return self._build_locked(query, pending)
-
-    def _build_locked(self, query: str | None, pending: Sequence[Message]) -> Context:
         counter = self._counter
         room = self.budget - counter.base()
         if pending:
@@ -526,6 +534,7 @@ class Memory:
 
     # -- checkpoints ------------------------------------------------------------------
 
+    @locked
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a checkpoint of the whole memory to ``path``, atomically.
 
@@ -534,8 +543,7 @@ class Memory:
         """
         from ._checkpoint import save
 
-        with self._lock:
-            save(self, path)
+        save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
@@ -562,39 +570,6 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _state_text(policy: str, state: dict[str, Any]) -> str:
-    """A policy's state as the store keeps it: canonical JSON naming the policy."""
-    return json.dumps({"policy": policy, "state": state}, sort_keys=True, separators=(",", ":"))
-
-
-def _ints(values: Iterable[int], name: str) -> list[int]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise TypeError(f"{name} must be an iterable of ints, not {type(values).__name__}")
-    found = list(values)
-    for value in found:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must hold ints, got {value!r}")
-    return found
-
-
-def _with_tool_partners(turn: Turn, erase: set[int]) -> None:
-    """Add to ``erase`` the tool calls and results of ``turn`` that go with an erased one."""
-    changed = True
-    while changed:
-        changed = False
-        gone = [m for m in turn.messages if m.id in erase]
-        calls = {call for m in gone for call in m.tool_call_ids}
-        answered = {m.tool_call_id for m in gone if m.role == "tool"}
-        for message in turn.messages:
-            if message.id in erase:
-                continue
-            if (message.role == "tool" and message.tool_call_id in calls) or answered.intersection(
-                message.tool_call_ids
-            ):
-                erase.add(message.id)  # type: ignore[arg-type]
-                changed = True
 
 
 def _new_message(role: str, content: str, fields: dict[str, Any]) -> Message:

@@ -451,7 +451,11 @@ class PostgresStore:
 
     def messages(self, session: str, *, after: int | None = None) -> list[Message]:
         query = self._sql["rows"]
-        rows = self._run(lambda conn, _: conn.execute(query, (session, -1 if after is None else after)).fetchall())
+        rows = self._run(  # binary: ints and text come back without parsing (a reopen reads every row)
+            lambda conn, _: (
+                conn.cursor(binary=True).execute(query, (session, -1 if after is None else after)).fetchall()
+            )
+        )
         where = f"{self.url}: session {session!r}"
         with paused_gc():
             return [_message(row, where) for row in rows]
