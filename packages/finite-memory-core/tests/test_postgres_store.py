@@ -93,7 +93,11 @@ def test_no_password_in_repr_errors_or_logs(
         open_store(f"postgresql://fm:{PASSWORD}@127.0.0.1:x/postgres")
     with pytest.raises(StoreError) as in_query:
         open_store(f"postgresql://fm@127.0.0.1:{postgres.port}/postgres?password=wrong-{PASSWORD}")
+    with pytest.raises(ValueError) as bad_escape:
+        open_store(f"postgresql://fm:{PASSWORD}%zz@127.0.0.1:{postgres.port}/postgres")  # libpq quotes the token
     shown += [str(error), repr(error), str(refused.value), str(bad_url.value), str(in_query.value)]
+    for caught_error in (error, refused.value, bad_url.value, in_query.value, bad_escape.value):
+        shown += [str(caught_error), repr(caught_error.__context__), repr(caught_error.__cause__)]
     postgres.restart()  # the store logs the broken connections it replaces
     store.sessions()
     store.close()

@@ -138,9 +138,14 @@ def parse_url(url: str) -> tuple[str, dict[str, str], str]:
     libpq = [(k, v) for k, v in pairs if k not in _OWN_OPTIONS]
     if not any(k == "connect_timeout" for k, _ in libpq):
         libpq.append(("connect_timeout", "10"))
-    conninfo = urlunsplit(parts._replace(query=urlencode(libpq, quote_via=quote)))
-    shown = urlunsplit(parts._replace(netloc=_netloc(parts), query=urlencode(_redacted(pairs), quote_via=quote)))
+    conninfo = _unsplit(parts._replace(query=urlencode(libpq, quote_via=quote)))
+    shown = _unsplit(parts._replace(netloc=_netloc(parts), query=urlencode(_redacted(pairs), quote_via=quote)))
     return conninfo, ours, shown
+
+
+def _unsplit(parts: Any) -> str:
+    joined = str(urlunsplit(parts))
+    return joined if parts.netloc else joined.replace(":", "://", 1)  # urlunsplit drops an empty "//"
 
 
 def _netloc(parts: Any) -> str:
@@ -197,7 +202,14 @@ class PostgresStore:
         self._conninfo = _Secret(conninfo)
         self._idle: list[tuple[psycopg.Connection[Any], float]] = []
         self._slots = threading.BoundedSemaphore(self.pool_size)
-        first = self._connect()
+        try:
+            first = self._connect()
+        except _ConnectFailed as exc:
+            message = str(exc)
+        else:
+            message = ""
+        if message:  # a plain StoreError, raised outside the except: nothing attached
+            raise StoreError(message)
         self._tables = self._names()
         self._migrate(first)
         self._sql = self._statements(first)
@@ -210,19 +222,21 @@ class PostgresStore:
     # -- setup ---------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
+        """A new connection; errors are raised outside the ``except``, so no driver error (which may
+        quote the conninfo) is attached as ``__context__``."""
         problem = ""
+        kind: type[StoreError] = _ConnectFailed
         try:
             conn = psycopg.connect(self._conninfo, autocommit=True)
-        except psycopg.OperationalError as exc:
+        except psycopg.OperationalError as exc:  # the server: down, starting, refusing us
             problem = self._clean(exc)
-        except psycopg.Error as exc:  # a bad option: no use trying again
-            problem = self._clean(exc)
-            raise BadStoreURL(f"cannot connect to {self.url}: {problem}")  # noqa: B904 - nothing attached
+        except psycopg.Error as exc:  # the URL itself: no use trying again
+            problem, kind = self._clean(exc), BadStoreURL
         else:
             if self._statement_ms is not None:
                 conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(self._statement_ms)))
             return conn
-        raise _ConnectFailed(f"cannot connect to {self.url}: {problem}")  # outside the except: nothing attached
+        raise kind(f"cannot connect to {self.url}: {problem}")
 
     @contextmanager
     def _connection(self, deadline: float) -> Iterator[psycopg.Connection[Any]]:
