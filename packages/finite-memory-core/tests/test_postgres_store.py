@@ -39,7 +39,9 @@ def _sql(postgres: TemporaryPostgres, query: str, *args: object) -> list[tuple[o
 
 
 def test_urls_and_options(url: str, postgres: TemporaryPostgres) -> None:
-    store = open_store(url + "&max_messages=50&pool_size=3&table_prefix=chat_&timeout=5&statement_timeout=2")
+    store = open_store(
+        url + "&max_messages=50&pool_size=3&table_prefix=chat_&timeout=5&statement_timeout=2&prepare_threshold=none"
+    )
     assert isinstance(store, PostgresStore)
     assert (store.max_messages, store.pool_size, store.timeout, store.table_prefix) == (50, 3, 5.0, "chat_")
     schema = url.rpartition("=")[2]
@@ -47,6 +49,7 @@ def test_urls_and_options(url: str, postgres: TemporaryPostgres) -> None:
     assert tables == {"chat_sessions", "chat_messages", "chat_meta"}
     with store._connection(time.monotonic() + 5) as conn:
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "2s"
+        assert conn.prepare_threshold is None
     Memory(store=store, session="s").add("user", "hi")
     info = store.info("s")
     assert info is not None and (info["messages"], info["next_id"]) == (1, 1) and info["updated"] >= info["created"]
@@ -66,6 +69,7 @@ def test_urls_and_options(url: str, postgres: TemporaryPostgres) -> None:
         ("timeout=nan", "timeout"),
         ("max_messages=-1", "max_messages"),
         ("timeout=1&timeout=2", "twice"),
+        ("prepare_threshold=-1", "prepare_threshold"),
     ):
         with pytest.raises(ValueError, match=problem) as caught:
             open_store(bad if "://" in bad else f"{postgres.url}?{bad}")

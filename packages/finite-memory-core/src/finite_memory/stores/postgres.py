@@ -13,6 +13,8 @@ appears in a repr, a log line or an error. Options in the query string:
 - ``timeout=30``: seconds an operation waits for a connection, and keeps retrying
   through a server restart or failover, before it raises :class:`StoreError`.
 - ``statement_timeout=N``: seconds a statement may run on the server (default: no limit).
+- ``prepare_threshold=5``: psycopg prepares a statement on the server after this many
+  runs; ``none`` never does (for PgBouncer in transaction mode before 1.21).
 - anything else goes to libpq: ``sslmode``, ``connect_timeout`` (default 10),
   ``application_name``, ``target_session_attrs``...
 
@@ -74,7 +76,15 @@ logger = logging.getLogger(__name__)
 #: The schema this code writes; ``MIGRATIONS[v]`` brings the tables from version ``v`` to ``v + 1``.
 SCHEMA_VERSION = 1
 
-_OWN_OPTIONS = ("max_messages", "pool_size", "schema", "table_prefix", "timeout", "statement_timeout")
+_OWN_OPTIONS = (
+    "max_messages",
+    "pool_size",
+    "schema",
+    "table_prefix",
+    "timeout",
+    "statement_timeout",
+    "prepare_threshold",
+)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
 _COLUMNS = "role, content, name, tool_calls, tool_call_id, meta, id, turn, escaped"
@@ -190,6 +200,7 @@ class PostgresStore:
         self._statement_ms = (
             None if statement_timeout is None else int(seconds(statement_timeout, "statement_timeout") * 1000)
         )
+        self._prepare_threshold = _prepare_threshold(options.get("prepare_threshold", "5"))
         schema = options.get("schema")
         prefix = options.get("table_prefix", "fm_")
         if schema is not None and not _NAME.fullmatch(schema):
@@ -227,7 +238,7 @@ class PostgresStore:
         problem = ""
         kind: type[StoreError] = _ConnectFailed
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn = psycopg.connect(self._conninfo, autocommit=True, prepare_threshold=self._prepare_threshold)
         except psycopg.OperationalError as exc:  # the server: down, starting, refusing us
             problem = self._clean(exc)
         except psycopg.Error as exc:  # the URL itself: no use trying again
@@ -557,6 +568,14 @@ def _secrets(url: str) -> list[_Secret]:
         return []
     secrets = {s for p in found if p for s in (p, unquote(p), quote(p, safe=""))}
     return [_Secret(s) for s in sorted(secrets, key=len, reverse=True)]
+
+
+def _prepare_threshold(value: str) -> int | None:
+    if value.lower() == "none":
+        return None
+    if not value.isdigit():
+        raise BadStoreURL(f"prepare_threshold must be a whole number or 'none', got {value!r}")
+    return int(value)
 
 
 def _pool_size(value: Any) -> int:
