@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from finite_memory import Memory
-from finite_memory.stores.pgtest import TemporaryPostgres, find_binaries
+
+if TYPE_CHECKING:
+    from finite_memory.stores.pgtest import TemporaryPostgres
 
 
 @pytest.fixture
@@ -24,6 +27,8 @@ def postgres() -> Iterator[TemporaryPostgres]:
     Without psycopg or the server binaries the tests that need it skip, unless
     ``FM_REQUIRE_POSTGRES=1`` (set by ``nox -s tests``) makes that a failure.
     """
+    from finite_memory.stores.pgtest import TemporaryPostgres, find_binaries
+
     problem = None
     if importlib.util.find_spec("psycopg") is None:
         problem = "psycopg is not installed: pip install 'finite-memory-core[postgres]'"

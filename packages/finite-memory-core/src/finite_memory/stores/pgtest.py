@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -26,7 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pwd
 
 #: The superuser the server is created with, and its password.
 USER = "fm"
@@ -111,8 +113,10 @@ class TemporaryPostgres:
 
     @staticmethod
     def _run_as() -> pwd.struct_passwd | None:
-        if os.geteuid() != 0:
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
             return None
+        import pwd  # POSIX only, like running as root
+
         for name in ("postgres", "nobody"):
             with contextlib.suppress(KeyError):
                 return pwd.getpwnam(name)
