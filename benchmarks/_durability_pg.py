@@ -39,17 +39,23 @@ Lines = list[tuple[str, str, dict[str, str]]]
 # -- one writer ---------------------------------------------------------------------------------
 
 
+def memory_adds(url: str, session: str, lines: Lines) -> list[float]:
+    """Add ``lines`` one by one to a session of any store; the latency of each add, in seconds."""
+    mem = Memory(store=url, session=session)
+    latencies = []
+    for role, text, meta in lines:
+        t0 = time.perf_counter()
+        mem.add(role, text, meta=meta)
+        latencies.append(time.perf_counter() - t0)
+    mem.close()
+    return latencies
+
+
 def serial(url: str, plain_url: str, lines: Lines) -> None:
     import psycopg
 
     n = len(lines)
-    mem = Memory(store=url, session="serial")
-    ours = []
-    for role, text, meta in lines:
-        t0 = time.perf_counter()
-        mem.add(role, text, meta=meta)
-        ours.append(time.perf_counter() - t0)
-    mem.close()
+    ours = memory_adds(url, "serial", lines)
     plain = []
     with psycopg.connect(plain_url, autocommit=True) as conn:
         conn.execute(PLAIN_TABLE)

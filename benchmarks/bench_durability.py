@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _bench import pct, row, verdict
-from _durability_pg import REOPEN_TARGET_S, bench_postgres, reopen_times
+from _durability_pg import REOPEN_TARGET_S, bench_postgres, memory_adds, reopen_times
 
 from finite_memory import Memory, Message
 from finite_memory.stores.sqlite import SQLiteStore
@@ -73,17 +73,6 @@ def conversation(n: int, seed: int = 0) -> list[tuple[str, str, dict]]:
 
 
 # -- adds --------------------------------------------------------------------------------
-
-
-def memory_adds(url: str, session: str, lines: list[tuple[str, str, dict]]) -> list[float]:
-    mem = Memory(store=url, session=session)
-    latencies = []
-    for role, text, meta in lines:
-        t0 = time.perf_counter()
-        mem.add(role, text, meta=meta)
-        latencies.append(time.perf_counter() - t0)
-    mem.close()
-    return latencies
 
 
 def plain_inserts(path: str, session: str, lines: list[tuple[str, str, dict]], synchronous: str) -> list[float]:
