@@ -222,8 +222,12 @@ class PostgresStore:
         if message:  # a plain StoreError, raised outside the except: nothing attached
             raise StoreError(message)
         self._tables = self._names()
-        self._migrate(first)
-        self._sql = self._statements(first)
+        try:
+            self._migrate(first)
+            self._sql = self._statements(first)
+        except BaseException:
+            first.close()  # a newer schema, tables it may not create: the store never opens
+            raise
         self._idle.append((first, time.monotonic()))
         self._release = weakref.finalize(self, _close_all, self._idle)  # a store dropped unclosed
 
