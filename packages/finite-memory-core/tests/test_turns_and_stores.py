@@ -57,3 +57,26 @@ def test_truncation_helpers_respect_their_bounds() -> None:
     fitted = fit_messages(messages, 120, counter)
     assert fitted is not None and sum(counter.message(m) for m in fitted) <= 120
     assert fit_messages(messages, 5, counter) is None
+
+
+def test_memory_url_options_are_kept() -> None:
+    capped = open_store("memory://?max_messages=2")
+    assert capped.max_messages == 2
+    mem = Memory(store=capped, session="s")
+    for i in range(3):
+        mem.add("user", f"q{i}")
+    assert [m.content for m in capped.messages("s")] == ["q1", "q2"] == [m.content for m in mem.messages]
+    for bad in ("memory://x", "memory://?nope=1", "memory://?max_messages=0", "memory:"):
+        with pytest.raises(ValueError):
+            open_store(bad)
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from finite_memory import BackendNotInstalled
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    monkeypatch.delitem(sys.modules, "finite_memory.stores.postgres", raising=False)
+    with pytest.raises(BackendNotInstalled, match=r"pip install 'finite-memory-core\[postgres\]'"):
+        open_store("postgresql://app@127.0.0.1:5432/chats")

@@ -108,6 +108,7 @@ class Chat:
         if backend.tokenizer is not None:
             self.memory.use_tokenizer(backend.tokenizer)
         self.last_reply: Reply | None = None
+        self.last_context: Context | None = None  # what the model saw in the last finished turn
         self.totals = {"turns": 0, "prompt_tokens": 0, "cached_prompt_tokens": 0}
         self._budget_cap: int | None = None
         self._overheads: OrderedDict[tuple[str, object], int] = OrderedDict()
@@ -267,7 +268,7 @@ class Chat:
         if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:
             calibrate([*turn.context.messages, *turn.extra_text], prompt_tokens)  # before extend: stored with the turn
         self.memory.extend([*turn.pending, reply])
-        context = turn.context
+        context = self.last_context = turn.context
         stats = {
             **context.stats.as_dict(),
             "context_tokens": context.tokens,

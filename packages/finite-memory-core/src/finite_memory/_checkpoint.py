@@ -270,7 +270,7 @@ def restore(
     try:
         with paused_gc():
             messages = [_message(m) for m in body["messages"]]
-        _check_archive(messages)
+        check_archive(messages)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
     spec = body["policy"]
@@ -332,7 +332,7 @@ def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
     return tokenizer
 
 
-def _check_archive(messages: list[Message]) -> None:
+def check_archive(messages: list[Message]) -> None:
     """Ids strictly increasing, turns never going back, tool results answering a call of their turn."""
     last_id = -1
     turn = -1
@@ -348,5 +348,6 @@ def _check_archive(messages: list[Message]) -> None:
             turn, calls = message.turn, set()
         if message.role == "tool" and message.tool_call_id not in calls:
             raise ValueError(f"tool message {message.id} answers no call of its turn")
-        calls.update(message.tool_call_ids)
+        if message.tool_calls:
+            calls.update(message.tool_call_ids)
         last_id = message.id

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ._checkpoint import check_archive
 from ._context import Context, TurnStats
 from ._counting import TokenCounter
+from ._erasure import int_list, locked, with_tool_partners
 from ._errors import PolicyTimeout, StoreError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
@@ -19,10 +23,13 @@ from ._truncate import fit_messages, marked_cost
 from ._turns import Turn, TurnWindow
 from .policies import Policy, PolicyInput, Selection, Sliding
 from .stores import Store, StoreConflict, open_store
-from .stores._base import paused_gc
+from .stores._base import paused_gc, session_gone
 
 #: How many times ``extend`` re-stamps a batch that lost a race with another writer.
 _MAX_CONFLICTS = 1000
+
+#: The longest random pause between two attempts after repeated conflicts (jittered backoff).
+_MAX_BACKOFF_S = 0.05
 
 #: The smallest context budget (``max_tokens - reserve_output``) a memory accepts.
 MIN_BUDGET = 32
@@ -95,12 +102,18 @@ class Memory:
         self._turns: list[Turn] = []
         self._pinned: list[Message] = []
         self._archived = 0  # non-system messages held in turns
+        self._next_id = 0  # the id this memory's next append starts with
+        self._exists = False  # whether the store had (or got) this session: then it must not vanish
+        self._lock = threading.RLock()  # add, extend, context, save, forget never interleave
         self._store = open_store(store)
+        self._owns_store = not isinstance(store, Store)  # opened from a URL: close() closes it
         self._saved_state: str | None = None
-        with paused_gc():
-            self._apply(self._store.messages(session))
-        self._restore_state(self._store.read_state(session))
-        self._enforce_retention()
+        try:
+            self._load_session()
+        except BaseException:
+            if self._owns_store:  # nobody else can close it
+                self._store.close()
+            raise
 
     def __repr__(self) -> str:
         return (
@@ -127,6 +140,7 @@ class Memory:
         return self.max_tokens - self.reserve_output
 
     @property
+    @locked
     def messages(self) -> list[Message]:
         """A copy of the whole archive, in order (system messages included)."""
         return list(self._messages)
@@ -154,6 +168,7 @@ class Memory:
         """
         return self.extend([_new_message(role, content, fields)])[0]
 
+    @locked
     def extend(self, messages: Iterable[Message]) -> list[Message]:
         """Archive several messages at once: all of them, or none if one is invalid.
 
@@ -167,14 +182,17 @@ class Memory:
                 raise TypeError(f"extend() takes Message objects, not {type(message).__name__}")
         if not batch:
             return []
-        for _ in range(_MAX_CONFLICTS):
+        for attempt in range(_MAX_CONFLICTS):
             stamped = self._stamp(batch)
             state = self._changed_state()
             try:
-                self._store.append(self.session, stamped, state=state)
-            except StoreConflict:
-                self._catch_up()
+                self._store.append(self.session, stamped, state=state, create=not self._exists)
+            except StoreConflict as conflict:
+                if attempt:  # lost twice in a row: a hot session; spread the writers out
+                    time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, 0.0005 * 2**attempt)))
+                self._catch_up(conflict.expected)
                 continue
+            self._exists = True
             if state is not None:
                 self._saved_state = state
             self._apply(stamped)
@@ -182,26 +200,139 @@ class Memory:
             return stamped
         raise StoreError(f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers")
 
-    def _catch_up(self) -> None:
-        """Apply what other writers appended to this session since our last message.
+    def refresh(self) -> None:
+        """Bring this memory up to date with what other writers did to its session in the store.
 
-        When the store's retention already dropped some of those messages, the view is
-        rebuilt from the store's rows, so the memory and the store keep the same turns.
+        Reads the messages other memories (threads, processes, hosts) appended since, and
+        drops what another memory erased with :meth:`forget`. ``extend`` does this by
+        itself when its append conflicts; a server that answers a session from several
+        processes calls it before building a context. One cheap query when nothing changed.
         """
-        last = self._messages[-1].id if self._messages else -1
-        missed = self._store.messages(self.session, after=last)
-        if not missed:
-            raise StoreError(f"session {self.session!r} changed under this memory (deleted?); reopen it")
-        if missed[0].id != last + 1:  # type: ignore[operator]
-            if self._turns:
-                self._policy.on_remove(list(self._turns))
-            self._messages.clear()
-            self._turns.clear()
-            self._pinned.clear()
-            self._archived = 0
-            missed = self._store.messages(self.session)
-        self._apply(missed)
+        with self._lock:
+            expected = self._store.next_id(self.session)
+            if expected is None:
+                if self._exists:
+                    raise StoreError(session_gone(self.session, repr(self._store)))
+            elif expected != self._next_id:
+                self._catch_up(expected)
+
+    def _load_session(self) -> None:
+        """Read the session's archive and policy state from the store (the whole view, from scratch)."""
+        next_id = self._store.next_id(self.session)  # first: an append landing meanwhile is read below
+        with paused_gc():
+            stored = self._store.messages(self.session)
+            try:
+                check_archive(stored)
+            except ValueError as exc:
+                raise StoreError(f"{self._store!r}: session {self.session!r} is inconsistent: {exc}") from None
+            self._apply(stored)
+        self._exists = next_id is not None
+        self._next_id = max(self._next_id, next_id or 0)
+        self._restore_state(self._store.read_state(self.session))
         self._enforce_retention()
+
+    def _catch_up(self, expected: int | None) -> None:
+        """Apply what other writers did to this session since this memory last wrote or read it.
+
+        Messages appended after ours are applied as they are. Anything else (the store's
+        retention dropped turns this memory has not seen, another memory erased messages,
+        which moves the next id past the last one) rebuilds the view from the store, so
+        the memory and the store keep the same messages, turns and policy state.
+        """
+        start = self._next_id
+        missed = self._store.messages(self.session, after=start - 1)
+        consecutive = bool(missed) and missed[0].id == start and missed[-1].id == start + len(missed) - 1
+        if consecutive and (expected is None or missed[-1].id + 1 >= expected):  # type: ignore[operator]
+            self._apply(missed)
+            self._enforce_retention()
+            return
+        if self._exists and self._store.next_id(self.session) is None:
+            raise StoreError(session_gone(self.session, repr(self._store)))
+        if self._turns:
+            self._policy.on_remove(list(self._turns))
+        self._messages.clear()
+        self._turns.clear()
+        self._pinned.clear()
+        self._archived = 0
+        self._policy.load_state({})
+        self._saved_state = None
+        self._next_id = 0
+        self._load_session()
+
+    # -- erasing ------------------------------------------------------------------------
+
+    def forget(self, ids: Iterable[int] = (), *, turns: Iterable[int] = ()) -> list[int]:
+        """Erase messages for good: from the archive, the store, every policy index and the summary.
+
+        ``ids`` are message ids, ``turns`` whole turn numbers. A tool call and its results
+        go together: erasing one erases the other (a call without its result cannot be
+        sent). The store deletes the rows in one transaction with the new policy state
+        (see ``docs/stores.md`` for what each store leaves on disk); the policy forgets the
+        turns through ``on_remove`` and relearns what remains of a partly erased turn
+        through ``on_add``; its state is reset (``load_state({})``), since a running
+        summary may quote erased text: the summary is built again from what remains.
+        Checkpoints saved afterwards hold none of it. Other memories on the same session
+        drop the messages at their next append or :meth:`refresh`.
+
+        Returns the erased ids, ascending. An unknown id or turn raises ``ValueError``
+        and erases nothing.
+        """
+        wanted_ids = int_list(ids, "ids")
+        wanted_turns = int_list(turns, "turns")
+        with self._lock:
+            known = {m.id for m in self._messages}
+            by_number = {t.number: t for t in self._turns}
+            unknown = sorted(set(wanted_ids) - known)
+            missing = sorted(set(wanted_turns) - set(by_number))
+            if unknown or missing:
+                what = ([f"ids {unknown}"] if unknown else []) + ([f"turns {missing}"] if missing else [])
+                raise ValueError(
+                    f"session {self.session!r} has no message with {' and no '.join(what)}; nothing erased"
+                )
+            erase = set(wanted_ids)
+            for number in wanted_turns:
+                erase.update(by_number[number].ids)
+            for turn in self._turns:
+                with_tool_partners(turn, erase)
+            if not erase:
+                return []
+            before = self._policy.state()
+            self._policy.load_state({})  # a summary may quote erased text: start it again
+            state = self._state_blob()
+            try:
+                next_id = self._store.forget(self.session, sorted(erase), state=state)
+            except BaseException:
+                self._policy.load_state(before)  # nothing was erased: leave everything as it was
+                raise
+            self._drop(erase)
+            self._saved_state = state
+            if next_id == self._next_id + 1:  # no other writer in between: nothing to catch up on
+                self._next_id = next_id
+            return sorted(erase)
+
+    def _drop(self, erase: set[int]) -> None:
+        """Remove the messages with ids in ``erase`` from this memory's view and the policy's indexes."""
+        self._messages[:] = [m for m in self._messages if m.id not in erase]
+        self._pinned[:] = [m for m in self._pinned if m.id not in erase]
+        affected = [t for t in self._turns if any(m.id in erase for m in t.messages)]
+        if not affected:
+            return
+        self._policy.on_remove(affected)
+        touched = {id(t) for t in affected}
+        turns: list[Turn] = []
+        for turn in self._turns:
+            if id(turn) not in touched:
+                turns.append(turn)
+                continue
+            kept = [m for m in turn.messages if m.id not in erase]
+            self._archived -= len(turn.messages) - len(kept)
+            if kept:
+                rest = Turn(turn.number)
+                turns.append(rest)
+                for message in kept:
+                    rest.messages.append(message)
+                    self._policy.on_add(rest, message)
+        self._turns[:] = turns
 
     def _changed_state(self) -> str | None:
         """The policy's state (and the tokenizer's calibration) as JSON when it changed since last written."""
@@ -209,11 +340,19 @@ class Memory:
         calibration = self._calibration()
         if not state and not calibration and self._saved_state is None:
             return None
-        saved: dict[str, Any] = {"policy": self._policy.name, "state": state}
+        text = self._state_blob(state, calibration)
+        return None if text == self._saved_state else text
+
+    def _state_blob(self, state: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None) -> str:
+        """What the store keeps with the session: the policy's state, naming the policy, and the calibration.
+
+        Canonical JSON; ``state`` and ``calibration`` default to the current ones.
+        """
+        saved: dict[str, Any] = {"policy": self._policy.name, "state": self._policy.state() if state is None else state}
+        calibration = self._calibration() if calibration is None else calibration
         if calibration:
             saved["tokenizer"] = calibration
-        text = json.dumps(saved, sort_keys=True, separators=(",", ":"))
-        return None if text == self._saved_state else text
+        return json.dumps(saved, sort_keys=True, separators=(",", ":"))
 
     def _calibration(self) -> dict[str, Any] | None:
         """The calibration of an estimating tokenizer that has seen real counts, kept with the session."""
@@ -268,7 +407,7 @@ class Memory:
 
     def _stamp(self, batch: list[Message]) -> list[Message]:
         """The batch with ids and turn numbers, checked for tool pairing; changes nothing."""
-        next_id = self._messages[-1].id + 1 if self._messages else 0  # type: ignore[operator]
+        next_id = self._next_id
         turn_number = self._turns[-1].number if self._turns else -1
         calls = self._turns[-1].open_tool_calls() if self._turns else set()
         stamped = []
@@ -290,6 +429,8 @@ class Memory:
         return stamped
 
     def _apply(self, stamped: Sequence[Message]) -> None:
+        if stamped:
+            self._next_id = max(self._next_id, stamped[-1].id + 1)  # type: ignore[operator]
         for message in stamped:
             self._messages.append(message)
             if message.role == "system":
@@ -314,6 +455,7 @@ class Memory:
             raise TypeError(f"query must be a str or None, not {type(query).__name__}")
         return self._build(query, ())
 
+    @locked
     def _build(
         self, query: str | None, pending: Sequence[Message], *, budget: int | None = None, continues: bool = False
     ) -> Context:
@@ -426,6 +568,7 @@ class Memory:
 
     # -- checkpoints ------------------------------------------------------------------
 
+    @locked
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a checkpoint of the whole memory to ``path``, atomically.
 
@@ -451,8 +594,10 @@ class Memory:
     # -- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the store (a no-op for the in-process one)."""
-        self._store.close()
+        """Close the store this memory opened from a URL; a store object passed in stays open (its owner closes it)."""
+        if self._owns_store:
+            with self._lock:
+                self._store.close()
 
     def __enter__(self) -> Memory:
         return self

@@ -1,4 +1,4 @@
-"""``finite-memory sessions list|show|delete|export``: manage the sessions in a store."""
+"""``finite-memory sessions list|show|delete|export|forget``: manage the sessions in a store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..stores import Store, open_store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("sessions", help="list, show, delete or export the sessions in a store")
+    parser = sub.add_parser("sessions", help="list, show, delete, export or forget the sessions in a store")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
@@ -40,7 +40,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=2048,
         help="budget saved in the checkpoint (default: 2048)",
     )
+    forget = action("forget", "erase messages of a session for good: store, summary, indexes (see docs/stores.md)")
+    forget.add_argument("session")
+    forget.add_argument("--ids", type=_numbers, default=[], help="message ids, comma-separated (see sessions show)")
+    forget.add_argument("--turns", type=_numbers, default=[], help="whole turns, comma-separated turn numbers")
     parser.set_defaults(func=run)
+
+
+def _numbers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,4 +107,13 @@ def _export(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"list": _list, "show": _show, "delete": _delete, "export": _export}
+def _forget(store: Store, args: argparse.Namespace) -> int:
+    _require(store, args.session)
+    if not args.ids and not args.turns:
+        raise ValueError("say what to forget: --ids 3,4 and/or --turns 2")
+    erased = Memory(store=store, session=args.session).forget(args.ids, turns=args.turns)
+    print(f"forgot {len(erased)} messages from session {args.session!r} (ids {', '.join(map(str, erased))})")
+    return 0
+
+
+_ACTIONS = {"list": _list, "show": _show, "delete": _delete, "export": _export, "forget": _forget}

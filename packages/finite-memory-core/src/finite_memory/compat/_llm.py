@@ -9,12 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._backend import Backend, Completion, SyncBackend
+from .._backend import Backend, SyncBackend
 from .._chat import Chat, Reply
 from .._context import Context
 from .._counting import TokenCounter
 from .._memory import Memory
-from .._message import Message
 from .._registry import load_backend
 from ._bridge import ReferenceBackendBridge, is_reference_backend
 from ._checkpoints import TUNING, ReferenceCheckpointError, read, write
@@ -27,16 +26,6 @@ REFERENCE_DEFAULTS = {"window_size": 128, "semantic_clusters": 4, "summary_inter
 
 #: ``embedding_model`` names of the reference that map to a registered embedder.
 _EMBEDDERS = {"sentence-transformers/all-MiniLM-L6-v2": "minilm", "all-MiniLM-L6-v2": "minilm"}
-
-
-class _TurnChat(Chat):
-    """A ``Chat`` that keeps the context of its last turn, which the reference's totals need."""
-
-    last_context: Context | None = None
-
-    def _commit(self, user: Message, context: Context, completion: Completion) -> Reply:
-        self.last_context = context
-        return super()._commit(user, context, completion)
 
 
 class CompleteFiniteMemoryLLM:
@@ -108,7 +97,7 @@ class CompleteFiniteMemoryLLM:
         self.token_buffer: deque[int] = deque()
         self.context_builder = ContextBuilder(max_tokens=max(0, max_tokens), window_size=self.window_size)
         memory = self._new_memory(memory_policy, max_tokens, self._given, max_policy_ms)
-        self._chat = _TurnChat(self._chat_backend(), memory)
+        self._chat = Chat(self._chat_backend(), memory)
 
     def __repr__(self) -> str:
         return f"CompleteFiniteMemoryLLM(policy={self.memory_policy!r}, max_tokens={self.max_tokens})"
@@ -292,7 +281,7 @@ class CompleteFiniteMemoryLLM:
 
     def _start(self, memory: Memory, stats: MemoryStats, token_buffer: list[int]) -> None:
         """Go on from ``memory`` with these totals (after a reset or a loaded checkpoint)."""
-        self._chat = _TurnChat(self._chat.backend, memory)
+        self._chat = Chat(self._chat.backend, memory)
         self._ledger = TurnLedger(stats)
         self.token_buffer = deque(token_buffer)
         self.context_builder = ContextBuilder(max_tokens=max(0, self.max_tokens), window_size=self.window_size)

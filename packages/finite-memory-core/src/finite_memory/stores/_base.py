@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qsl
 
 from .._errors import StoreError
-from .._message import Message
+from .._message import ROLES, Message
 
 
 class StoreConflict(StoreError):
     """An append whose first id is not the session's next id: another writer got there first.
 
-    ``Memory.extend`` handles it by reading what it missed and stamping its batch again.
+    ``expected`` is the session's next id when the store knows it. ``Memory.extend``
+    handles the conflict by reading what it missed and stamping its batch again.
     """
+
+    def __init__(self, message: str, *, expected: int | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+
+
+class BadStoreURL(StoreError, ValueError):
+    """A store URL that cannot be used: wrong form, unknown or bad option (a ``ValueError`` too)."""
 
 
 @runtime_checkable
@@ -26,24 +37,43 @@ class Store(Protocol):
     group and is built from the whole URL: ``factory("sqlite:///chats.db")``.
 
     - ``append`` writes messages (``id`` and ``turn`` already set, ids consecutive) in
-      one transaction before it returns. The first id must be the session's next id (the
-      last id ever appended + 1; any id starts a new session, so a checkpoint keeps its
-      ids); otherwise it writes nothing and raises :class:`StoreConflict`. ``state``, when given, is the policy
+      one transaction before it returns. The first id must be the session's next id;
+      otherwise it writes nothing and raises :class:`StoreConflict` (with ``expected``).
+      A session that does not exist accepts any first id (so a checkpoint keeps its
+      ids) when ``create`` is true; with ``create=False`` (the memory's view of a session
+      that existed) it writes nothing and raises :class:`StoreError`: the session was
+      deleted and must not come back silently. ``state``, when given, is the policy
       state (JSON text) to keep with the session, written in the same transaction.
       With ``max_messages`` set, it then drops whole oldest turns by
       :func:`retained_from`, in the same transaction.
     - ``messages`` returns a session's archive in id order, only ids ``> after`` when
-      ``after`` is given.
+      ``after`` is given. Rows it cannot turn back into valid messages (edited by hand,
+      say) raise :class:`StoreError` naming the session and id (see :func:`stored_message`).
+    - ``next_id`` is the id the session's next append must start with: the last id
+      ever appended + 1, or more after a ``forget``; ``None`` when there is no such session.
+    - ``forget`` erases the messages with the given ids from the session, replaces its
+      state by ``state``, and moves the next id on by one (so every other writer of the
+      session conflicts on its next append and rebuilds its view without them), all in
+      one transaction; it returns the new next id. A store that keeps copies elsewhere
+      (free pages, logs) clears what it can and documents the rest.
     - ``read_state`` returns the last ``state`` appended for the session, or ``None``.
     - ``max_messages`` is the archive cap per session (``None``: no cap); the memory
       drops the same turns from its own view.
+
+    :mod:`finite_memory.stores.contract` checks all of this against a store.
     """
 
     max_messages: int | None
 
-    def append(self, session: str, messages: Sequence[Message], *, state: str | None = None) -> None: ...
+    def append(
+        self, session: str, messages: Sequence[Message], *, state: str | None = None, create: bool = True
+    ) -> None: ...
 
     def messages(self, session: str, *, after: int | None = None) -> list[Message]: ...
+
+    def next_id(self, session: str) -> int | None: ...
+
+    def forget(self, session: str, ids: Sequence[int], *, state: str) -> int: ...
 
     def read_state(self, session: str) -> str | None: ...
 
@@ -78,8 +108,36 @@ def checked_cap(value: Any) -> int | None:
     if isinstance(value, str):
         value = int(value) if value.isdigit() else value
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"max_messages must be an int >= 1 or None, got {value!r}")
+        raise BadStoreURL(f"max_messages must be an int >= 1 or None, got {value!r}")
     return value
+
+
+def url_options(query: str, allowed: Sequence[str], store: str) -> dict[str, str]:
+    """The options in a store URL's query string; an unknown or repeated one raises :class:`BadStoreURL`."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    options = dict(pairs)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise BadStoreURL(f"unknown {store} store options: {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    if len(options) != len(pairs):
+        raise BadStoreURL(f"a {store} store option is given twice in the URL")
+    return options
+
+
+def session_gone(session: str, store: str) -> str:
+    """The error for an append or forget on a session that was deleted while a memory had it open."""
+    return f"session {session!r} no longer exists in {store} (deleted by another writer?); reopen it to start anew"
+
+
+def seconds(value: Any, name: str) -> float:
+    """A timeout option: a finite number of seconds > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadStoreURL(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 < number < float("inf"):
+        raise BadStoreURL(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return number
 
 
 @contextmanager
@@ -97,6 +155,73 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def stored_message(
+    role: Any,
+    content: Any,
+    name: Any,
+    tool_calls: str | None,
+    tool_call_id: Any,
+    meta: str | None,
+    id: Any,
+    turn: Any,
+    where: str,
+) -> Message:
+    """A :class:`Message` from a store row (JSON text in ``tool_calls`` and ``meta``).
+
+    Rows as the store writes them take a fast path with only type checks; anything else
+    (a row edited by hand or written by another program) is validated in full. A bad row
+    raises :class:`StoreError` naming ``where`` (the store and session) and the row's id,
+    never a raw decoding error.
+    """
+    try:
+        if (
+            tool_calls is None
+            and tool_call_id is None
+            and role in _PLAIN_ROLES
+            and type(content) is str
+            and (name is None or type(name) is str)
+            and type(id) is int
+            and type(turn) is int
+        ):
+            data = _loads(meta) if meta is not None else {}
+            if type(data) is dict:
+                return trusted_message(role, content, name, None, None, data, id, turn)
+        return Message(
+            role,
+            content,
+            name=name,
+            tool_calls=_loads(tool_calls) if tool_calls is not None else None,
+            tool_call_id=tool_call_id,
+            meta=_loads(meta) if meta is not None else {},
+            id=_whole(id, "id"),
+            turn=_whole(turn, "turn"),
+        )
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        problem = f"{where}, message {id!r}: not a valid message ({exc}); was the row edited by hand?"
+        raise StoreError(problem[:500]) from None
+
+
+_PLAIN_ROLES = frozenset(ROLES) - {"tool"}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+#: One decoder for every row: ``json.loads`` with an option builds a new one per call (1 s per 100,000 rows).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _loads(text: str) -> Any:
+    return _DECODER.decode(text)
+
+
+def _whole(value: Any, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return value
 
 
 def trusted_message(

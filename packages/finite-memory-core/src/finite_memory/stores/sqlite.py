@@ -7,9 +7,13 @@ first), ``?synchronous=normal`` (faster; a power cut may lose the last adds, a c
 process never does; default ``full``), ``?timeout=30`` (seconds to wait for a busy file).
 
 The file is in WAL mode; each append is one ``BEGIN IMMEDIATE`` transaction, so every
-``add`` that returned is on disk. Each thread gets its own connection. The schema
-version is kept in ``PRAGMA user_version`` and migrated forward on open; a file written
-by a newer version is refused.
+``add`` that returned is on disk. Threads borrow connections from a small pool (at most
+``MAX_IDLE`` stay open), so short-lived threads leave no file descriptors behind.
+``secure_delete`` is on: erased and trimmed rows are overwritten with zeros, and after
+``forget`` or ``delete`` the write-ahead log is checkpointed and truncated, so the text
+is left neither in free pages nor in the log. The schema version is kept in
+``PRAGMA user_version`` and migrated forward on open; a file written by a newer version
+is refused.
 """
 
 from __future__ import annotations
@@ -18,14 +22,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 from .._errors import StoreError
 from .._message import Message
-from ._base import StoreConflict, checked_cap, paused_gc, trusted_message
+from ._base import (
+    BadStoreURL,
+    StoreConflict,
+    checked_cap,
+    paused_gc,
+    seconds,
+    session_gone,
+    stored_message,
+    url_options,
+)
 
 T = TypeVar("T")
 
@@ -65,17 +78,26 @@ def _create_v1(conn: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
 
 _SYNCHRONOUS = ("full", "normal", "extra", "off")
+_OPTIONS = ("max_messages", "synchronous", "timeout")
 _COLUMNS = "role, content, name, tool_calls, tool_call_id, meta, id, turn"
+
+#: Idle connections kept for reuse; more are opened under contention and closed when returned.
+MAX_IDLE = 4
+
+#: Ids per ``IN (...)`` list when erasing (SQLite allows 999 parameters in old builds).
+_CHUNK = 500
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
     """The file path and the query options of a ``sqlite:///...`` URL."""
     if not isinstance(url, str) or not url.startswith("sqlite:///"):
-        raise ValueError(f"a SQLite store URL is 'sqlite:///relative.db' or 'sqlite:////absolute/path.db', got {url!r}")
+        raise BadStoreURL(
+            f"a SQLite store URL is 'sqlite:///relative.db' or 'sqlite:////absolute/path.db', got {url!r}"
+        )
     path, _, query = url[len("sqlite:///") :].partition("?")
     if not path or path == ":memory:":
-        raise ValueError(f"a SQLite store needs a file path (use 'memory://' for an in-process store), got {url!r}")
-    return path, dict(parse_qsl(query, keep_blank_values=True))
+        raise BadStoreURL(f"a SQLite store needs a file path (use 'memory://' for an in-process store), got {url!r}")
+    return path, url_options(query, _OPTIONS, "SQLite")
 
 
 class SQLiteStore:
@@ -95,58 +117,63 @@ class SQLiteStore:
         timeout: float | None = None,
     ) -> None:
         path, options = parse_url(url)
-        unknown = set(options) - {"max_messages", "synchronous", "timeout"}
-        if unknown:
-            raise ValueError(
-                f"unknown SQLite store options: {', '.join(sorted(unknown))}; "
-                "allowed: max_messages, synchronous, timeout"
-            )
         self.url = url
         self.path = Path(path)
         self.max_messages = checked_cap(max_messages if max_messages is not None else options.get("max_messages"))
         self.synchronous = (synchronous or options.get("synchronous") or "full").lower()
         if self.synchronous not in _SYNCHRONOUS:
-            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {self.synchronous!r}")
-        try:
-            self.timeout = float(timeout if timeout is not None else options.get("timeout", 60.0))
-        except ValueError:
-            raise ValueError(f"timeout must be a number of seconds, got {options.get('timeout')!r}") from None
-        if not self.timeout > 0 or self.timeout == float("inf"):  # NaN fails every comparison: it waited forever
-            raise ValueError(f"timeout must be a finite number > 0 seconds, got {self.timeout}")
+            raise BadStoreURL(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {self.synchronous!r}")
+        self.timeout = seconds(timeout if timeout is not None else options.get("timeout", 60.0), "timeout")
         if not self.path.parent.is_dir():
             raise StoreError(f"cannot open {url!r}: folder {str(self.path.parent)!r} does not exist")
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._migrate(self._conn())
+        with self._connection() as conn:
+            self._migrate(conn)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
 
     # -- connections and transactions ---------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        if self._closed:
-            raise StoreError(f"{self!r} is closed")
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation: an idle one, or a new one; returned to the pool after."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"{self!r} is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
         try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            yield conn
+        finally:
+            with self._lock:
+                keep = not self._closed and len(self._idle) < MAX_IDLE and not conn.in_transaction
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.url!r}: {exc}") from exc
-        self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-        self._local.conn = conn
-        with self._lock:
-            self._connections.append(conn)
+        try:
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute("PRAGMA secure_delete=ON")
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on a pooled connection, retrying while the file is busy."""
+        with self._connection() as conn:
+            return self._retry(lambda: work(conn))
 
     def _retry(self, work: Callable[[], T]) -> T:
         """Run ``work``, retrying while the file is busy, for up to ``timeout`` seconds."""
@@ -160,13 +187,17 @@ class SQLiteStore:
                     raise StoreError(f"{self.url}: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.url}: {exc}") from exc
+            except UnicodeEncodeError as exc:
+                raise StoreError(f"{self.url}: text that cannot be stored as UTF-8 ({exc.reason})") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction (retried while busy)."""
-        conn = self._conn()
+        with self._connection() as conn:
+            return self._transaction(conn, work)
 
+    def _transaction(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
         def attempt() -> T:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -179,6 +210,18 @@ class SQLiteStore:
                 raise
 
         return self._retry(attempt)
+
+    def _erase_log(self, conn: sqlite3.Connection) -> None:
+        """Copy the log into the file and truncate it, so erased text is left in neither.
+
+        Waits (up to ``timeout``) for readers of other connections to finish; a reader
+        that stays longer leaves the log to the next checkpoint.
+        """
+        deadline = time.monotonic() + self.timeout
+        while self._retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())[0]:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         def read_version() -> int:
@@ -198,11 +241,13 @@ class SQLiteStore:
                 MIGRATIONS[step](conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-        self._write(migrate)
+        self._transaction(conn, migrate)
 
     # -- the Store interface ---------------------------------------------------------------
 
-    def append(self, session: str, messages: Sequence[Message], *, state: str | None = None) -> None:
+    def append(
+        self, session: str, messages: Sequence[Message], *, state: str | None = None, create: bool = True
+    ) -> None:
         if not messages:
             return
         rows = [_row(session, m) for m in messages]
@@ -212,9 +257,11 @@ class SQLiteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             found = conn.execute("SELECT next_id, archived FROM sessions WHERE name = ?", (session,)).fetchone()
+            if found is None and not create:
+                raise StoreError(session_gone(session, self.url))
             expected, archived = found if found else (first, 0)
             if first != expected:
-                raise StoreConflict(f"session {session!r}: next id is {expected}, got {first}")
+                raise StoreConflict(f"session {session!r}: next id is {expected}, got {first}", expected=expected)
             now = time.time()
             if found is None:
                 conn.execute(
@@ -237,53 +284,65 @@ class SQLiteStore:
         self._write(work)
 
     def messages(self, session: str, *, after: int | None = None) -> list[Message]:
-        conn = self._conn()
         query = f"SELECT {_COLUMNS} FROM messages WHERE session = ? AND id > ? ORDER BY id"
-        rows = self._retry(lambda: conn.execute(query, (session, -1 if after is None else after)).fetchall())
-        loads = json.loads
+        rows = self._read(lambda conn: conn.execute(query, (session, -1 if after is None else after)).fetchall())
+        where = f"{self.url}: session {session!r}"
         with paused_gc():
             return [
-                trusted_message(
-                    role,
-                    content,
-                    name,
-                    tuple(loads(calls)) if calls is not None else None,
-                    call_id,
-                    loads(meta) if meta is not None else {},
-                    id_,
-                    turn,
-                )
+                stored_message(role, content, name, calls, call_id, meta, id_, turn, where)
                 for role, content, name, calls, call_id, meta, id_, turn in rows
             ]
 
+    def next_id(self, session: str) -> int | None:
+        query = "SELECT next_id FROM sessions WHERE name = ?"
+        row = self._read(lambda conn: conn.execute(query, (session,)).fetchone())
+        return int(row[0]) if row else None
+
+    def forget(self, session: str, ids: Sequence[int], *, state: str) -> int:
+        """Erase messages by id (zeroed on disk, log truncated); see :class:`~finite_memory.stores.Store`."""
+        wanted = sorted(set(ids))
+
+        def work(conn: sqlite3.Connection) -> int:
+            found = conn.execute("SELECT next_id FROM sessions WHERE name = ?", (session,)).fetchone()
+            if found is None:
+                raise StoreError(session_gone(session, self.url))
+            erased = 0
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                erased += conn.execute(
+                    f"SELECT COUNT(*) FROM messages WHERE session = ? AND role != 'system' AND id IN ({marks})",
+                    (session, *chunk),
+                ).fetchone()[0]
+                conn.execute(f"DELETE FROM messages WHERE session = ? AND id IN ({marks})", (session, *chunk))
+            conn.execute(
+                "UPDATE sessions SET next_id = next_id + 1, archived = archived - ?, state = ?, updated = ? "
+                "WHERE name = ?",
+                (erased, state, time.time(), session),
+            )
+            return int(found[0]) + 1
+
+        with self._connection() as conn:
+            next_id = self._transaction(conn, work)
+            self._erase_log(conn)
+        return next_id
+
     def read_state(self, session: str) -> str | None:
-        conn = self._conn()
-        row = self._retry(lambda: conn.execute("SELECT state FROM sessions WHERE name = ?", (session,)).fetchone())
+        row = self._read(lambda conn: conn.execute("SELECT state FROM sessions WHERE name = ?", (session,)).fetchone())
         return row[0] if row else None
 
     def sessions(self) -> list[str]:
-        conn = self._conn()
-        return [
-            name for (name,) in self._retry(lambda: conn.execute("SELECT name FROM sessions ORDER BY name").fetchall())
-        ]
+        rows = self._read(lambda conn: conn.execute("SELECT name FROM sessions ORDER BY name").fetchall())
+        return [name for (name,) in rows]
 
     def count(self, session: str) -> int:
-        conn = self._conn()
-        return int(
-            self._retry(
-                lambda: conn.execute("SELECT COUNT(*) FROM messages WHERE session = ?", (session,)).fetchone()[0]
-            )
-        )
+        query = "SELECT COUNT(*) FROM messages WHERE session = ?"
+        return int(self._read(lambda conn: conn.execute(query, (session,)).fetchone()[0]))
 
     def info(self, session: str) -> dict[str, Any] | None:
         """A session's message count, next id and times (``None`` when there is no such session)."""
-        conn = self._conn()
-        row = self._retry(
-            lambda: conn.execute(
-                "SELECT next_id, created, updated FROM sessions WHERE name = ?",
-                (session,),
-            ).fetchone()
-        )
+        query = "SELECT next_id, created, updated FROM sessions WHERE name = ?"
+        row = self._read(lambda conn: conn.execute(query, (session,)).fetchone())
         if row is None:
             return None
         return {
@@ -295,20 +354,23 @@ class SQLiteStore:
         }
 
     def delete(self, session: str) -> None:
+        """Delete a session and its messages (zeroed on disk, log truncated)."""
+
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM messages WHERE session = ?", (session,))
             conn.execute("DELETE FROM sessions WHERE name = ?", (session,))
 
-        self._write(work)
+        with self._connection() as conn:
+            self._transaction(conn, work)
+            self._erase_log(conn)
 
     def close(self) -> None:
-        """Close every thread's connection; the store cannot be used afterwards."""
+        """Close the pooled connections; the store cannot be used afterwards."""
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-        self._local = threading.local()
 
 
 def _row(session: str, m: Message) -> tuple[Any, ...]:
