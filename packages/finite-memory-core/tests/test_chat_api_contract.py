@@ -83,5 +83,5 @@ def test_a_cut_reply_is_marked_and_tool_results_continue_the_turn() -> None:
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_sqlite_timeout_must_be_finite(tmp_path: Any, value: str) -> None:
-    with pytest.raises(ValueError, match="finite number > 0"):
+    with pytest.raises(ValueError, match="finite number of seconds > 0"):
         open_store(f"sqlite:///{tmp_path}/x.db?timeout={value}")
