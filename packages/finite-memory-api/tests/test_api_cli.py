@@ -38,3 +38,30 @@ def test_cli_chat_streams_reports_errors_and_keeps_its_memory(server: FakeLLMSer
     assert "session 'cli' (4 messages)" in again.stdout
     sent = server.requests[-1]["body"]["messages"]
     assert [m["content"] for m in sent][:2] == ["hello there", "echo: hello there"], "the history goes to the model"
+
+
+def test_cli_chat_exits_1_when_the_session_ends_on_a_failed_turn(server: FakeLLMServer, tmp_path: Path) -> None:
+    server.faults = ["401"]
+    result = chat(server, f"sqlite:///{tmp_path}/chats.db", "this one fails\n")
+    assert result.returncode == 1
+    assert "[error: openai:test-model: HTTP 401" in result.stdout
+    assert "the session ended on a failed turn" in result.stderr
+
+
+def test_a_base_url_without_v1_gets_a_hint(server: FakeLLMServer, tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    command = [
+        sys.executable,
+        "-m",
+        "finite_memory",
+        "chat",
+        "--backend",
+        "openai:test-model",
+        "--base-url",
+        server.url,
+    ]
+    command += ["--store", f"sqlite:///{tmp_path}/chats.db"]
+    result = subprocess.run(command, input="hello\n", capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert "HTTP 404" in result.stdout
+    assert f"(the openai backend's base URL is the API root including /v1: try {server.url}/v1)" in result.stdout

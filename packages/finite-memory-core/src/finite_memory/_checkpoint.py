@@ -102,12 +102,22 @@ def _prefix(stated: str) -> bytes:
 
 
 def save(memory: Memory, path: str | os.PathLike[str]) -> None:
-    """Write ``memory`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync of the folder."""
+    """Write ``memory`` to ``path`` atomically (see :func:`write_atomic`)."""
+    write_atomic(path, dump(memory))
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync of the folder.
+
+    A failure leaves the previous file as it was. The file is private to its owner (0600)
+    unless ``mode`` says otherwise.
+    """
     target = Path(path)
-    data = dump(memory)
     folder = target.parent
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
+        if mode is not None:
+            os.chmod(temp, mode)
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
