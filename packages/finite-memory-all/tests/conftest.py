@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "finite-memory-api" / "tests"))
 
-from _api_server import FakeLLMServer  # noqa: E402
+from _api_server import FakeLLMServer
 
 
 @pytest.fixture
