@@ -1,46 +1,25 @@
-"""Build-time metadata: this repository's own distributions resolve from the clone.
+"""Build-time metadata of finite-memory-all: finite-memory-core's hook (``../finite-memory-core/hatch_build.py``).
 
-The pins in ``[tool.hatch.metadata.hooks.custom]`` (``finite-memory-api==0.1.0``...) become
-direct references to the sibling folders (``finite-memory-api @ file:///.../packages/finite-memory-api``)
-when those folders exist, so ``pip install "./packages/finite-memory-core[api]"`` needs no index.
-A release build (``FINITE_MEMORY_RELEASE=1``), or a build with no sibling folders, keeps the pins.
+Built from the clone, that hook is beside this package and used as it is, so the logic has
+one copy. Built from an sdist, the dependencies are already fixed in its PKG-INFO and
+hatchling calls no hook; the stand-in below only says so if one is ever asked for.
 """
 
 from __future__ import annotations
 
-import os
+import runpy
 from pathlib import Path
 
 from hatchling.metadata.plugin.interface import MetadataHookInterface
-from packaging.requirements import Requirement
 
-FIELDS = ("dependencies", "optional-dependencies")
+_CORE_HOOK = Path(__file__).resolve().parent.parent / "finite-memory-core" / "hatch_build.py"
 
+if _CORE_HOOK.is_file():
+    SiblingsFromTheClone = runpy.run_path(str(_CORE_HOOK))["SiblingsFromTheClone"]
+else:
 
-class SiblingsFromTheClone(MetadataHookInterface):
-    """Fills the dynamic dependency fields from the hook's configuration."""
+    class SiblingsFromTheClone(MetadataHookInterface):  # type: ignore[no-redef]
+        """Outside the clone: nothing to point at."""
 
-    def update(self, metadata: dict) -> None:  # type: ignore[type-arg]
-        release = os.environ.get("FINITE_MEMORY_RELEASE", "") not in ("", "0")
-        packages = Path(self.root).resolve().parent
-        for field in FIELDS:
-            if field not in metadata.get("dynamic", ()):
-                continue
-            value = self.config[field]
-            if isinstance(value, dict):
-                metadata[field] = {extra: _locate(reqs, packages, release) for extra, reqs in value.items()}
-            else:
-                metadata[field] = _locate(value, packages, release)
-
-
-def _locate(requirements: list[str], packages: Path, release: bool) -> list[str]:
-    out = []
-    for text in requirements:
-        requirement = Requirement(text)
-        folder = packages / requirement.name
-        if release or not requirement.name.startswith("finite-memory-") or not (folder / "pyproject.toml").is_file():
-            out.append(text)
-            continue
-        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-        out.append(f"{requirement.name}{extras} @ {folder.as_uri()}")
-    return out
+        def update(self, metadata: dict) -> None:  # type: ignore[type-arg]
+            raise RuntimeError("finite-memory-all builds from the clone or from an sdist with fixed dependencies")
