@@ -75,12 +75,17 @@ def test_the_readme_runs_as_written(reader_folder: dict[str, str], server: FakeL
     printed = io.StringIO()
     python = [b for b in blocks() if b.language == "python"]
     assert len(python) >= 5
-    for block in python:
-        code = compile(block.code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        with redirect_stdout(printed):
-            result = eval(code, namespace)  # returns a coroutine when the block awaits at top level
-            if asyncio.iscoroutine(result):
-                asyncio.run(result)
+    try:
+        for block in python:
+            code = compile(block.code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            with redirect_stdout(printed):
+                result = eval(code, namespace)  # returns a coroutine when the block awaits at top level
+                if asyncio.iscoroutine(result):
+                    asyncio.run(result)
+    finally:  # what the examples opened (memories on SQLite, chats with HTTP clients) is closed here
+        for value in namespace.values():
+            if type(value).__module__.startswith("finite_memory") and callable(getattr(value, "close", None)):
+                value.close()
     assert "echo: Where do I live?" in printed.getvalue(), "the chat example talked to the server"
     assert Path("chat.json").is_file() and Path("chats.db").is_file()
 
