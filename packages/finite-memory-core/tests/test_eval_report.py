@@ -250,3 +250,12 @@ def test_compare_errors_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "argument --dataset: required (or --compare A B)" in capsys.readouterr().err
     assert main(["eval", "--compare", "a", "b", "--json", str(tmp_path / "x.json")]) == 2
     assert "argument --json: not allowed with --compare" in capsys.readouterr().err
+
+
+def test_a_minimal_document_renders_without_the_charts_it_has_no_figures_for() -> None:
+    doc = {"results": [{"policy": "sliding", "budget": 512, "overall": 0.25}]}
+    page = render_report(doc)
+    titles = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]+)"', page)
+    assert titles == ["Evidence recall by context budget"]
+    assert "<td>0.250</td>" in page
+    assert render_comparison(doc, doc).count("<svg") == 2, "no timing chart without timings"

@@ -123,11 +123,7 @@ def render_report(doc: dict[str, Any]) -> str:
             y_range=(0.0, 1.0),
         ),
         _category_chart(results),
-        strip_chart(
-            "Recall per conversation (spread)",
-            [(_label(r), sorted(r.get("by_conversation", {}).items())) for r in results],
-            y_label="evidence recall",
-        ),
+        _spread_chart(results),
         _latency_chart(results, "context_ms", "Milliseconds per context()"),
         _latency_chart(results, "add_ms", "Milliseconds per add()"),
         *_chat_charts(results),
@@ -248,8 +244,17 @@ def _share_colours(series: list[Series]) -> None:
         item.color = by_label.setdefault(base, PALETTE[len(by_label) % len(PALETTE)])
 
 
+def _spread_chart(results: Sequence[dict[str, Any]]) -> str:
+    columns = [(_label(r), sorted(r.get("by_conversation", {}).items())) for r in results]
+    if not any(values for _, values in columns):
+        return ""  # a document without per-conversation figures: no chart rather than an empty one
+    return strip_chart("Recall per conversation (spread)", columns, y_label="evidence recall")
+
+
 def _category_chart(results: Sequence[dict[str, Any]]) -> str:
     names = [name for name in CATEGORIES.values() if any(name in r.get("by_category", {}) for r in results)]
+    if not names:
+        return ""
     series = [
         Series(
             _label(r), [(float(i), r["by_category"][name]) for i, name in enumerate(names) if name in r["by_category"]]
@@ -316,6 +321,8 @@ def _pair_bars(
         keyed = _keyed(run)
         points = [(float(i), float(keyed[k][field])) for i, k in enumerate(keys) if field in keyed[k]]
         series.append(Series(f"{name}: {_name(run)}", points))
+    if not any(item.points for item in series):
+        return ""
     return bar_chart(title, groups, series, y_label=y_label, y_range=y_range)
 
 
