@@ -6,7 +6,7 @@ import copy
 from functools import cache
 from typing import Any
 
-from finite_memory.eval.report import document
+from finite_memory.eval.results import document
 from finite_memory.eval.runner import evaluate, load_dataset, skipped_questions
 
 

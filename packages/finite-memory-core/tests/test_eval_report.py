@@ -12,7 +12,8 @@ import pytest
 from _report_data import run_document, with_chat_figures
 
 from finite_memory.cli import main
-from finite_memory.eval.report import check, comparison_table, read_results, render_comparison, render_report
+from finite_memory.eval.report import comparison_table, render_comparison, render_report
+from finite_memory.eval.results import check, read_results
 
 
 def charts(page: str) -> list[str]:

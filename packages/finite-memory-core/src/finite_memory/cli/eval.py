@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         results.append(evaluate(samples, name, budget, progress=bar))
     print(table(results, args.dataset, len(samples)))
     if json_out or html_out:
-        from ..eval.report import document, render_report
+        from ..eval.report import render_report
+        from ..eval.results import document
 
         doc = document(args.dataset, len(samples), results, skipped, {"policies": policies, "budgets": budgets})
         if json_out:
@@ -106,7 +107,8 @@ def _report_skips(skipped: list[Skipped]) -> None:
 
 
 def _compare(paths: list[str], html_out: Path | None) -> int:
-    from ..eval.report import comparison_table, read_results, render_comparison
+    from ..eval.report import comparison_table, render_comparison
+    from ..eval.results import read_results
 
     with flag("--compare"):
         a, b = (read_results(path) for path in paths)

@@ -11,99 +11,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from ._svg import Series, bar_chart, line_chart, strip_chart
-from .runner import CATEGORIES, RunResult, Skipped
+from .results import (
+    check,
+    is_number,
+    key_label,
+    keyed_results,
+    result_key,
+    result_label,
+    run_name,
+    union_of_keys,
+)
+from .runner import CATEGORIES
 
-FORMAT = "finite-memory-eval"
-VERSION = 1
 #: Optional per-result figures, shown (table and chart) when a result has them.
 CHAT_FIGURES = {"continuity": "continuity", "prefix_reuse_median": "prefix reuse (median)"}
-_NUMBERS = (
-    "overall",
-    "add_ms",
-    "context_ms",
-    "conversation_min",
-    "conversation_median",
-    "conversation_max",
-    "continuity",
-    "prefix_reuse_median",
-    "prefix_reuse_mean",
-)
-
-
-def document(
-    dataset: str, conversations: int, results: Sequence[RunResult], skipped: Sequence[Skipped], options: dict[str, Any]
-) -> dict[str, Any]:
-    """The JSON document of a run: results, what was skipped, the options and the versions used."""
-    from datetime import datetime, timezone
-
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "dataset": dataset,
-        "conversations": conversations,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "options": options,
-        "versions": versions(sorted({r.policy for r in results})),
-        "skipped": [asdict(item) for item in skipped],
-        "results": [r.as_dict() for r in results],
-    }
-
-
-def versions(policies: Iterable[str]) -> dict[str, str]:
-    """Python, the platform, core, and the distribution of every policy used that is not core's."""
-    import platform
-
-    from .. import __version__
-    from .._registry import plugins
-
-    found = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
-    found["finite-memory-core"] = __version__
-    installed = plugins("policies")
-    for name in policies:
-        dist = installed[name].dist if name in installed else None
-        if dist is not None:
-            found[dist.name] = dist.version
-    return found
-
-
-def read_results(path: str) -> dict[str, Any]:
-    """A results document written by ``finite-memory eval --json``; ``ValueError`` says what is wrong."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read it as JSON ({exc})") from None
-    check(data, path)
-    return {**data, "source": path}
-
-
-def check(doc: Any, where: str) -> None:
-    """Raise ``ValueError`` unless ``doc`` has the shape of a results document."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or not doc["results"]:
-        raise ValueError(f"{where}: not a finite-memory eval result (no 'results' list)")
-    for i, result in enumerate(doc["results"]):
-        if not isinstance(result, dict):
-            raise ValueError(f"{where}: result {i} is not an object")
-        if not isinstance(result.get("policy"), str) or not _is_int(result.get("budget")):
-            raise ValueError(f"{where}: result {i} needs a 'policy' string and a 'budget' integer")
-        for key in _NUMBERS:
-            if (key == "overall" or key in result) and not _is_number(result.get(key)):
-                raise ValueError(f"{where}: result {i}: {key!r} must be a finite number, got {result.get(key)!r}")
-        for key in ("by_category", "by_conversation", "options"):
-            value = result.get(key, {})
-            if not isinstance(value, dict) or (key != "options" and not all(map(_is_number, value.values()))):
-                raise ValueError(
-                    f"{where}: result {i}: {key!r} must be an object" + (" of numbers" * (key != "options"))
-                )
 
 
 def render_report(doc: dict[str, Any]) -> str:
@@ -146,8 +72,8 @@ def render_comparison(a: dict[str, Any], b: dict[str, Any]) -> str:
         for item in _by_budget(run["results"], lambda r: r["overall"]):
             series.append(Series(f"{item.label} ({'B' if dashed else 'A'})", item.points, dashed=dashed))
     _share_colours(series)
-    keys = _union_keys(a["results"], b["results"])
-    common = [k for k in keys if k in _keyed(a) and k in _keyed(b)]
+    keys = union_of_keys(a["results"], b["results"])
+    common = [k for k in keys if k in keyed_results(a) and k in keyed_results(b)]
     charts = [
         line_chart(
             "Evidence recall by context budget (A solid, B dashed)",
@@ -160,25 +86,25 @@ def render_comparison(a: dict[str, Any], b: dict[str, Any]) -> str:
         _pair_bars("Milliseconds per context(), A and B", common, a, b, "context_ms", "ms", None),
     ]
     body = [
-        f"<header><h1>A: {escape(_name(a))} vs B: {escape(_name(b))}</h1>"
+        f"<header><h1>A: {escape(run_name(a))} vs B: {escape(run_name(b))}</h1>"
         "<p>Cells show A → B (difference); green is better in B, red is worse.</p></header>",
         '<section><h2>Results</h2><div class="wide">' + _comparison_table_html(keys, a, b) + "</div></section>",
         "<section><h2>Charts</h2>" + "".join(f"<figure>{chart}</figure>" for chart in charts if chart) + "</section>",
         "<section><h2>Runs</h2>" + _run_table([a, b]) + "</section>",
     ]
-    return _page(f"finite-memory eval: {_name(a)} vs {_name(b)}", body)
+    return _page(f"finite-memory eval: {run_name(a)} vs {run_name(b)}", body)
 
 
 def comparison_table(a: dict[str, Any], b: dict[str, Any]) -> str:
     """The comparison as a text table, one row per policy and budget found in either run."""
     rows = [["policy", "budget", "recall A", "recall B", "change", "ms/ctx A", "ms/ctx B"]]
-    ka, kb = _keyed(a), _keyed(b)
-    for key in _union_keys(a["results"], b["results"]):
+    ka, kb = keyed_results(a), keyed_results(b)
+    for key in union_of_keys(a["results"], b["results"]):
         ra, rb = ka.get(key), kb.get(key)
         change = f"{rb['overall'] - ra['overall']:+.3f}" if ra and rb else "only in " + ("A" if ra else "B")
         rows.append(
             [
-                _label_of_key(key, budget=False),
+                key_label(key, budget=False),
                 str(key[1]),
                 f"{ra['overall']:.3f}" if ra else "-",
                 f"{rb['overall']:.3f}" if rb else "-",
@@ -188,7 +114,7 @@ def comparison_table(a: dict[str, Any], b: dict[str, Any]) -> str:
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [f"A: {_name(a)}", f"B: {_name(b)}"]
+    lines = [f"A: {run_name(a)}", f"B: {run_name(b)}"]
     lines.extend("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return "\n".join(lines)
 
@@ -196,40 +122,11 @@ def comparison_table(a: dict[str, Any], b: dict[str, Any]) -> str:
 # --- pieces of the pages -------------------------------------------------------------------------------------
 
 
-def _key(result: dict[str, Any]) -> tuple[str, int, str]:
-    options = result.get("options") or {}
-    return result["policy"], int(result["budget"]), json.dumps(options, sort_keys=True) if options else ""
-
-
-def _keyed(doc: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
-    return {_key(r): r for r in doc["results"]}
-
-
-def _union_keys(*runs: Sequence[dict[str, Any]]) -> list[tuple[str, int, str]]:
-    return sorted({_key(r) for results in runs for r in results}, key=lambda k: (k[0], k[2], k[1]))
-
-
-def _label_of_key(key: tuple[str, int, str], budget: bool = True) -> str:
-    policy, tokens, options = key
-    text = policy + (f"@{tokens}" if budget else "")
-    if options:
-        text += " " + ", ".join(f"{k}={v}" for k, v in json.loads(options).items())
-    return text
-
-
-def _label(result: dict[str, Any]) -> str:
-    return _label_of_key(_key(result))
-
-
-def _name(doc: dict[str, Any]) -> str:
-    return str(doc.get("source") or doc.get("dataset") or "?")
-
-
 def _by_budget(results: Sequence[dict[str, Any]], value: Callable[[dict[str, Any]], float]) -> list[Series]:
     """One series per policy (and options), its points ``(budget, value)``."""
     lines: dict[str, Series] = {}
     for r in results:
-        label = _label_of_key(_key(r), budget=False)
+        label = key_label(result_key(r), budget=False)
         lines.setdefault(label, Series(label)).points.append((float(r["budget"]), float(value(r))))
     return list(lines.values())
 
@@ -245,7 +142,7 @@ def _share_colours(series: list[Series]) -> None:
 
 
 def _spread_chart(results: Sequence[dict[str, Any]]) -> str:
-    columns = [(_label(r), sorted(r.get("by_conversation", {}).items())) for r in results]
+    columns = [(result_label(r), sorted(r.get("by_conversation", {}).items())) for r in results]
     if not any(values for _, values in columns):
         return ""  # a document without per-conversation figures: no chart rather than an empty one
     return strip_chart("Recall per conversation (spread)", columns, y_label="evidence recall")
@@ -257,7 +154,8 @@ def _category_chart(results: Sequence[dict[str, Any]]) -> str:
         return ""
     series = [
         Series(
-            _label(r), [(float(i), r["by_category"][name]) for i, name in enumerate(names) if name in r["by_category"]]
+            result_label(r),
+            [(float(i), r["by_category"][name]) for i, name in enumerate(names) if name in r["by_category"]],
         )
         for r in results
     ]
@@ -315,12 +213,12 @@ def _pair_bars(
     y_label: str,
     y_range: tuple[float, float] | None,
 ) -> str:
-    groups = [_label_of_key(k) for k in keys]
+    groups = [key_label(k) for k in keys]
     series = []
     for run, name in ((a, "A"), (b, "B")):
-        keyed = _keyed(run)
+        keyed = keyed_results(run)
         points = [(float(i), float(keyed[k][field])) for i, k in enumerate(keys) if field in keyed[k]]
-        series.append(Series(f"{name}: {_name(run)}", points))
+        series.append(Series(f"{name}: {run_name(run)}", points))
     if not any(item.points for item in series):
         return ""
     return bar_chart(title, groups, series, y_label=y_label, y_range=y_range)
@@ -333,7 +231,7 @@ def _results_table(results: Sequence[dict[str, Any]]) -> str:
     heads += [key.replace("_", " ") for key in extra]
     rows = []
     for r in results:
-        cells = [escape(_label_of_key(_key(r), budget=False)), f"{r['budget']:,}", _num(r.get("overall"))]
+        cells = [escape(key_label(result_key(r), budget=False)), f"{r['budget']:,}", _num(r.get("overall"))]
         cells += [_num(r.get("by_category", {}).get(name)) for name in categories]
         spread = [r.get(f"conversation_{k}") for k in ("min", "median", "max")]
         cells.append(" / ".join(_num(v) for v in spread))
@@ -363,17 +261,17 @@ def _field(result: dict[str, Any] | None, name: str) -> float | None:
     value: Any = result.get(head)
     if tail:
         value = value.get(tail) if isinstance(value, dict) else None
-    return float(value) if _is_number(value) else None
+    return float(value) if is_number(value) else None
 
 
 def _comparison_table_html(keys: Sequence[tuple[str, int, str]], a: dict[str, Any], b: dict[str, Any]) -> str:
-    ka, kb = _keyed(a), _keyed(b)
+    ka, kb = keyed_results(a), keyed_results(b)
     shown = [c for c in _COMPARED if any(_field(r, c[0]) is not None for r in (*ka.values(), *kb.values()))]
     heads = "".join(f"<th>{escape(h)}</th>" for h in ("policy", "budget", *(c[1] for c in shown)))
     rows = []
     for key in keys:
         ra, rb = ka.get(key), kb.get(key)
-        cells = [f"<td>{escape(_label_of_key(key, budget=False))}</td><td>{key[1]:,}</td>"]
+        cells = [f"<td>{escape(key_label(key, budget=False))}</td><td>{key[1]:,}</td>"]
         for field, _, higher_better, decimals in shown:
             cells.append(_compared_cell(_field(ra, field), _field(rb, field), higher_better, decimals, field))
         status = "" if ra and rb else f' class="only" title="only in {"A" if ra else "B"}"'
@@ -460,12 +358,4 @@ def _page(title: str, body: Sequence[str]) -> str:
 
 
 def _num(value: Any, decimals: int = 3) -> str:
-    return f"{value:,.{decimals}f}" if _is_number(value) else "-"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return f"{value:,.{decimals}f}" if is_number(value) else "-"
