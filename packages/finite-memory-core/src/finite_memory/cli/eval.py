@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         from ..eval.report import render_report
         from ..eval.results import document
 
-        doc = document(args.dataset, len(samples), results, skipped, {"policies": policies, "budgets": budgets})
+        options = {"policies": policies, "budgets": budgets, **({"limit": args.limit} if args.limit else {})}
+        doc = document(args.dataset, len(samples), results, skipped, options)
         if json_out:
             write_output(json_out, json.dumps(doc, indent=2) + "\n", "--json")
         if html_out:
