@@ -156,6 +156,7 @@ def test_eval_writes_json_and_html_and_compares_them(
     assert doc["format"] == "finite-memory-eval" and doc["options"] == {
         "policies": ["sliding", "semantic"],
         "budgets": [256, 512],
+        "limit": 1,
     }
     assert set(doc["versions"]) >= {"python", "platform", "finite-memory-core"} and doc["skipped"] == []
     assert len(doc["results"]) == 4
