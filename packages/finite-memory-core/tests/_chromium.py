@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import select
@@ -77,6 +76,8 @@ class Chromium:
     """One headless browser process; use as a context manager, then :meth:`load`."""
 
     def __init__(self, executable: str, profile: Path, timeout: float = 60.0) -> None:
+        import fcntl  # POSIX only, like the pipe the browser is driven through
+
         self.timeout = timeout
         self.proxy = _SinkProxy()
         to_browser_read, self._to_browser = os.pipe()
