@@ -201,7 +201,7 @@ def test_an_output_that_fails_at_the_end_is_kept_elsewhere(
     def full_disk(path: object, data: bytes, mode: int | None = None) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "write_atomic", full_disk)
+    monkeypatch.setattr(checkpoint, "write_atomically", full_disk)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "rescue"))
     (tmp_path / "rescue").mkdir()
     assert (

@@ -102,17 +102,16 @@ def _prefix(stated: str) -> bytes:
 
 
 def save(memory: Memory, path: str | os.PathLike[str]) -> None:
-    """Write ``memory`` to ``path`` atomically (see :func:`write_atomic`)."""
-    write_atomic(path, dump(memory))
+    """Write ``memory`` to ``path`` atomically (see :func:`write_atomically`)."""
+    write_atomically(Path(path), dump(memory))
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync of the folder.
+def write_atomically(target: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``target``: temp file in the same folder, fsync, rename, fsync of the folder.
 
-    A failure leaves the previous file as it was. The file is private to its owner (0600)
-    unless ``mode`` says otherwise.
+    A reader sees the old file or the new one, never a half-written one. The file is private
+    to its owner (0600) unless ``mode`` says otherwise.
     """
-    target = Path(path)
     folder = target.parent
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:

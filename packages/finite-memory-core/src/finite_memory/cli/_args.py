@@ -105,11 +105,11 @@ def writable_file(path: str, name: str) -> Path:
 
 def write_output(target: Path, text: str, name: str) -> None:
     """Write ``text`` to ``target`` atomically; if that fails after all, keep it in a temp file and say where."""
-    from .._checkpoint import write_atomic
+    from .._checkpoint import write_atomically
 
     data = text.encode("utf-8")
     try:
-        write_atomic(target, data, mode=0o644)  # a report to share, not a private checkpoint
+        write_atomically(target, data, mode=0o644)  # a report to share, not a private checkpoint
     except OSError as exc:
         fd, rescue = tempfile.mkstemp(prefix="finite-memory-", suffix=target.suffix)
         with os.fdopen(fd, "wb") as file:
