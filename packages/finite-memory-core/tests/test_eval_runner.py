@@ -113,7 +113,7 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.Captu
         ("semantic", "512"),
     ]
     assert float(rows[2][2]) > float(rows[0][2]) + 0.5
-    assert "\r" in captured.err and "semantic@512" in captured.err
+    assert "\r" not in captured.err and "run 4 of 4: semantic@512\n" in captured.err, "a log gets one line per run"
     document = json.loads(out.read_text())
     assert document["conversations"] == 2 and len(document["results"]) == 4
     first = document["results"][2]
@@ -121,6 +121,24 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert f"{first['overall']:.3f}" == rows[2][2]
     assert main([*argv, "--limit", "1", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_cli_draws_a_progress_bar_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    assert main(["eval", "--dataset", "synthetic", "--limit", "1", "--policy", "sliding", "--budget", "256,512"]) == 0
+    drawn = screen.getvalue()
+    assert "\rrun 1 of 2: sliding@256 [" in drawn and "\rrun 2 of 2: sliding@512 [" in drawn
+    assert drawn.endswith("\r"), "the bar clears its line before the table"
 
 
 @pytest.mark.parametrize(

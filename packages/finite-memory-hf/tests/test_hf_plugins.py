@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,27 @@ def test_rolling_summary_with_the_model_summarizer_keeps_names_and_numbers(
     monkeypatch.setenv("FINITE_MEMORY_SUMMARY_MODEL", str(tiny_model))
     back = Memory.load(tmp_path / "m.json")
     assert back.policy.options()["summarizer"] == "model"
+
+
+def test_missing_minilm_weights_name_the_extra_that_brings_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from finite_memory_hf import _minilm
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == _minilm.PACKAGE else real(name))
+    packages = Path(__file__).resolve().parents[2]
+    with pytest.raises(ModuleNotFoundError, match=re.escape(f"run: pip install '{packages}/finite-memory-hf[minilm]'")):
+        _minilm.minilm_path()
+
+
+def test_the_declared_transformers_floor_has_the_cache_argument_the_kv_reuse_passes() -> None:
+    import inspect
+    from importlib.metadata import requires, version
+
+    from transformers import LlamaModel
+
+    floor = next(r for r in requires("finite-memory-hf") or [] if r.startswith("transformers"))
+    assert floor == "transformers>=5.24"  # 5.23 models take only past_key_values=, and ignore cache= in **kwargs
+    assert tuple(int(part) for part in version("transformers").split(".")[:2]) >= (5, 24)
+    assert "cache" in inspect.signature(LlamaModel.forward).parameters

@@ -7,7 +7,8 @@
 True
 
 Public names load on first use, so ``import finite_memory`` imports no third-party
-module and costs next to nothing.
+module and costs next to nothing. Public submodules (``finite_memory.policies``,
+``.stores``, ``.testing``, ``.compat``, ``.eval``...) load the same way, on first attribute access.
 """
 
 from __future__ import annotations
@@ -95,12 +96,31 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(import_module(module, __name__), name)
+    elif name.isidentifier() and not name.startswith("_"):
+        value = _submodule(name)  # importing it also sets it in globals(), as ``import finite_memory.x`` would
+    else:
         raise AttributeError(f"module 'finite_memory' has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
     globals()[name] = value
     return value
 
 
+def _submodule(name: str) -> Any:
+    try:
+        return import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise  # the submodule exists but needs something missing: say what
+        raise AttributeError(f"module 'finite_memory' has no attribute {name!r}") from None
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    from os import scandir
+
+    submodules = {
+        entry.name.removesuffix(".py")
+        for entry in scandir(__path__[0])
+        if not entry.name.startswith("_") and (entry.name.endswith(".py") or entry.is_dir())
+    }
+    return sorted(set(globals()) | set(_EXPORTS) | submodules)

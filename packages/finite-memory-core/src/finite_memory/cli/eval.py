@@ -7,7 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..eval.runner import CATEGORIES, ProgressBar, RunResult, evaluate, load_dataset
+from ..eval.runner import CATEGORIES, ProgressBar, RunResult, Skipped, evaluate, load_dataset, skipped_questions
+from ._args import at_least, flag, writable_file, write_output
+
+#: Skipped questions listed one by one before the rest are only counted.
+SHOWN_SKIPS = 10
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -17,11 +21,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Replay each conversation into a memory, ask each question (categories 1-4) with "
         "context(query=question) at each budget, and report the share of evidence lines in the context.",
     )
-    parser.add_argument("--dataset", required=True, help="a LoCoMo JSON file, or 'synthetic' for the seeded generator")
+    parser.add_argument("--dataset", help="a LoCoMo JSON file, or 'synthetic' for the seeded generator")
     parser.add_argument("--policy", default="semantic", help="policy names, comma-separated (default: semantic)")
     parser.add_argument("--budget", default="1024", help="context budgets in tokens, comma-separated (default: 1024)")
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="also write the results to this JSON file")
-    parser.add_argument("--limit", type=int, metavar="K", help="only the first K conversations")
+    parser.add_argument("--html", dest="html_out", metavar="OUT", help="also write a self-contained report page")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare two --json results instead of running (with --html: a side-by-side page)",
+    )
+    parser.add_argument("--limit", type=at_least(1), metavar="K", help="only the first K conversations")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run)
 
@@ -29,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _names(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise ValueError("--policy needs at least one policy name")
+        raise ValueError("argument --policy: needs at least one policy name")
     return names
 
 
@@ -37,29 +48,74 @@ def _budgets(text: str) -> list[int]:
     try:
         budgets = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--budget takes comma-separated integers, got {text!r}") from None
+        raise ValueError(f"argument --budget: takes comma-separated integers, got {text!r}") from None
     if not budgets or any(b < 32 for b in budgets):
-        raise ValueError(f"--budget values must be integers >= 32, got {text!r}")
+        raise ValueError(f"argument --budget: values must be integers >= 32, got {text!r}")
     return budgets
 
 
 def run(args: argparse.Namespace) -> int:
+    json_out = writable_file(args.json_out, "--json") if args.json_out else None  # fail now, not after the run
+    html_out = writable_file(args.html_out, "--html") if args.html_out else None
+    if args.compare:
+        if json_out:
+            raise ValueError("argument --json: not allowed with --compare (its inputs are JSON results already)")
+        return _compare(args.compare, html_out)
+    if args.dataset is None:
+        raise ValueError("argument --dataset: required (or --compare A B)")
     policies, budgets = _names(args.policy), _budgets(args.budget)
     from .._registry import load_policy
 
     for name in policies:
-        load_policy(name)  # an unknown name fails now, listing what is installed
-    samples = load_dataset(args.dataset, args.limit)
+        with flag("--policy"):
+            load_policy(name)  # an unknown name fails now, listing what is installed
+    with flag("--dataset"):
+        samples = load_dataset(args.dataset, args.limit)
+    skipped = skipped_questions(samples)
+    _report_skips(skipped)
     results: list[RunResult] = []
-    for name in policies:
-        for budget in budgets:
-            bar = None if args.quiet else ProgressBar(f"{name}@{budget}")
-            results.append(evaluate(samples, name, budget, progress=bar))
+    runs = [(name, budget) for name in policies for budget in budgets]
+    for number, (name, budget) in enumerate(runs, 1):
+        label = f"run {number} of {len(runs)}: {name}@{budget}"
+        bar = None
+        if not args.quiet and sys.stderr.isatty():
+            bar = ProgressBar(label)
+        elif not args.quiet:
+            print(label, file=sys.stderr)  # a log, not a terminal: one line per run
+        results.append(evaluate(samples, name, budget, progress=bar))
     print(table(results, args.dataset, len(samples)))
-    if args.json_out:
-        document = {"dataset": args.dataset, "conversations": len(samples), "results": [r.as_dict() for r in results]}
-        Path(args.json_out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json_out}", file=sys.stderr)
+    if json_out or html_out:
+        from ..eval.report import render_report
+        from ..eval.results import document
+
+        options = {"policies": policies, "budgets": budgets, **({"limit": args.limit} if args.limit else {})}
+        doc = document(args.dataset, len(samples), results, skipped, options)
+        if json_out:
+            write_output(json_out, json.dumps(doc, indent=2) + "\n", "--json")
+        if html_out:
+            write_output(html_out, render_report(doc), "--html")
+    return 0
+
+
+def _report_skips(skipped: list[Skipped]) -> None:
+    if not skipped:
+        return
+    print(f"skipping {len(skipped)} questions that cannot be scored:", file=sys.stderr)
+    for item in skipped[:SHOWN_SKIPS]:
+        print(f"  {item.conversation}: {item.question!r}: {item.reason}", file=sys.stderr)
+    if len(skipped) > SHOWN_SKIPS:
+        print(f"  ... and {len(skipped) - SHOWN_SKIPS} more", file=sys.stderr)
+
+
+def _compare(paths: list[str], html_out: Path | None) -> int:
+    from ..eval.report import comparison_table, render_comparison
+    from ..eval.results import read_results
+
+    with flag("--compare"):
+        a, b = (read_results(path) for path in paths)
+    print(comparison_table(a, b))
+    if html_out:
+        write_output(html_out, render_comparison(a, b), "--html")
     return 0
 
 

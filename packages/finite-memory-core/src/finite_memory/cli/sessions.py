@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from .._errors import StoreError
-from .._memory import Memory
+from .._memory import MIN_BUDGET, Memory
+from .._registry import load_plugin
 from ..stores import Store, open_store
+from ._args import add_store_flag, at_least, flag, store_url
+from ._terminal import Terminal, escaped
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,13 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = actions.add_parser(name, help=help)
-        p.add_argument("--store", required=True, help="store URL, e.g. sqlite:///chats.db")
+        add_store_flag(p)
         return p
 
     action("list", "one line per session: name and message count")
     show = action("show", "print a session's messages")
     show.add_argument("session")
-    show.add_argument("--last", type=int, default=None, help="only the last N messages")
+    show.add_argument("--last", type=at_least(1), default=None, metavar="N", help="only the last N messages")
     show.add_argument("--json", action="store_true", help="one JSON message per line")
     delete = action("delete", "delete a session and all its messages")
     delete.add_argument("session")
@@ -36,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     export.add_argument(
         "--max-tokens",
-        type=int,
+        type=at_least(MIN_BUDGET + 1),
         default=2048,
         help="budget saved in the checkpoint (default: 2048)",
     )
@@ -55,11 +60,27 @@ def _numbers(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
+    url = store_url(args.store)
+    print(f"store: {url}", file=sys.stderr)
+    if not _exists(url):
+        if args.store is None and args.action == "list":
+            print(f"(no sessions: {url} does not exist yet; finite-memory chat creates it)")
+            return 0
+        raise StoreError(f"no store at {url} (a mistyped path?); sessions never creates one")
+    store = open_store(url)
     try:
         return _ACTIONS[args.action](store, args)
     finally:
         store.close()
+
+
+def _exists(url: str) -> bool:
+    """Whether a SQLite store's file is there (opening it would create it); other stores are asked."""
+    if not url.startswith("sqlite:"):
+        return True
+    from ..stores.sqlite import parse_url
+
+    return Path(parse_url(url)[0]).is_file()
 
 
 def _require(store: Store, session: str) -> None:
@@ -69,8 +90,8 @@ def _require(store: Store, session: str) -> None:
 
 def _list(store: Store, args: argparse.Namespace) -> int:
     names = store.sessions()
-    for name in names:
-        print(f"{name}\t{store.count(name)} messages")
+    for name in names:  # one line per session, whatever the name holds
+        print(f"{escaped(name)}\t{store.count(name)} messages")
     if not names:
         print("(no sessions)")
     return 0
@@ -80,14 +101,15 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     _require(store, args.session)
     messages = store.messages(args.session)
     if args.last is not None:
-        messages = messages[-args.last :] if args.last > 0 else []
+        messages = messages[-args.last :]
+    out = Terminal(sys.stdout)
     for m in messages:
         if args.json:
-            print(json.dumps(m.to_dict(), ensure_ascii=False))
+            print(json.dumps(m.to_dict(), ensure_ascii=False), file=out)
         else:
             extra = f" [tool_calls: {', '.join(m.tool_call_ids)}]" if m.tool_calls else ""
             extra += f" [answers {m.tool_call_id}]" if m.tool_call_id else ""
-            print(f"#{m.id} turn {m.turn} {m.role}: {m.content}{extra}")
+            print(f"#{m.id} turn {m.turn} {m.role}: {m.content}{extra}", file=out)
     return 0
 
 
@@ -101,7 +123,10 @@ def _delete(store: Store, args: argparse.Namespace) -> int:
 
 def _export(store: Store, args: argparse.Namespace) -> int:
     _require(store, args.session)
-    memory = Memory(args.policy, max_tokens=args.max_tokens, store=store, session=args.session)
+    with flag("--policy"):
+        load_plugin("policies", args.policy)
+    with flag(max_tokens="--max-tokens"):
+        memory = Memory(args.policy, max_tokens=args.max_tokens, store=store, session=args.session)
     memory.save(args.path)
     print(f"exported session {args.session!r} ({len(memory)} messages) to {args.path}")
     return 0

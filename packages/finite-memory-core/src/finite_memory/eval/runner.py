@@ -6,7 +6,8 @@ The protocol: every line of a conversation is archived in order (speaker A as
 ``context(query=question)`` with a context budget of ``budget`` tokens
 (``max_tokens=budget, reserve_output=0``), and its recall is the share of its
 evidence lines whose message is in ``ctx.included``. Evidence ids that name no line
-of the conversation are left out; a question left with none is skipped.
+of the conversation are left out; a question left with none is skipped
+(:func:`skipped_questions` lists them, with the reason).
 """
 
 from __future__ import annotations
@@ -65,6 +66,29 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A question that cannot be scored: its conversation, its text and why."""
+
+    conversation: str
+    question: str
+    reason: str
+
+
+def skipped_questions(samples: Sequence[dict[str, Any]]) -> list[Skipped]:
+    """The questions :func:`evaluate` skips because none of their evidence names a line of the conversation."""
+    out: list[Skipped] = []
+    for index, sample in enumerate(samples):
+        lines = {line.dia_id for line in dialogue(sample)}
+        for qa in _questions(sample):
+            ids = evidence_ids(qa)
+            if any(i in lines for i in ids):
+                continue
+            reason = f"its evidence {', '.join(ids)} names no line of the conversation" if ids else "it has no evidence"
+            out.append(Skipped(str(sample.get("sample_id", f"#{index}")), str(qa["question"]), reason))
+    return out
+
+
 def evidence_ids(qa: dict[str, Any]) -> list[str]:
     """A question's evidence line ids (LoCoMo sometimes joins two with ``;``)."""
     out: list[str] = []
@@ -83,13 +107,14 @@ def evaluate(
 ) -> RunResult:
     """Replay ``samples`` (LoCoMo conversations) into one memory each and score recall.
 
-    ``progress(done, total, label)`` is called after each question.
+    ``progress(done, total, label)`` is called after each question asked; ``total``
+    leaves out the :func:`skipped_questions`.
     """
     from .._memory import Memory
 
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 32:
         raise ValueError(f"budget must be an int >= 32, got {budget!r}")
-    total = sum(len(_questions(sample)) for sample in samples)
+    total = sum(len(_questions(sample)) for sample in samples) - len(skipped_questions(samples))
     done = 0
     recalls: list[tuple[str, int, float]] = []
     add_time = context_time = 0.0
@@ -109,11 +134,11 @@ def evaluate(
             where[line.dia_id] = message.id  # type: ignore[assignment]
         for qa in _questions(sample):
             evidence = [where[e] for e in evidence_ids(qa) if e in where]
+            if not evidence:
+                continue
             done += 1
             if progress is not None:
                 progress(done, total, sample_id)
-            if not evidence:
-                continue
             start = time.perf_counter()
             ctx = memory.context(query=str(qa["question"]))
             context_time += time.perf_counter() - start

@@ -1,0 +1,109 @@
+"""Every code block of the README runs as written.
+
+Python blocks run in order in one namespace (each builds on the ones before, as a reader
+goes), in a temporary folder, with the OpenAI backend pointed at a loopback fake server
+(``OPENAI_BASE_URL``), ``URL`` and ``KEY`` (the README's placeholders for a server's API root
+and key) naming it too, and ``$FINITE_MEMORY_SUMMARY_MODEL`` a tiny local model. The
+``finite-memory`` command lines run in a shell in the same folder, against the same
+server. ``pip`` lines are the Install section's, run in fresh venvs by ``nox -s
+tests_install`` (test_install.py); ``nox`` lines are the test runner itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+from _api_server import KEY, FakeLLMServer
+from _readme import blocks, shell_lines
+
+from finite_memory.eval.synthetic import generate_dataset
+
+
+def kind(line: str) -> str:
+    command = line.split()[0]
+    if command == "finite-memory":
+        return "cli"
+    if line.startswith(("nox ", "pip install nox && nox ")):
+        return "runner"
+    if command == "pip":
+        return "install"
+    return "unknown"
+
+
+def test_every_shell_line_is_run_by_some_test() -> None:
+    lines = shell_lines()
+    assert lines, "the README has shell blocks"
+    for number, line in lines:
+        assert kind(line) != "unknown", f"README line {number}: no test runs {line!r}"
+    installs = [(n, line) for n, line in lines if kind(line) == "install"]
+    assert installs and installs == shell_lines("Install"), "pip lines belong in the Install section (tests_install)"
+
+
+@pytest.fixture
+def reader_folder(tmp_path: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A temporary folder and the environment a reader would have, with every server on 127.0.0.1."""
+    from finite_memory_hf.testing import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny-model")
+    env = {
+        "OPENAI_BASE_URL": server.url + "/v1",
+        "OPENAI_API_KEY": KEY,
+        "FINITE_MEMORY_SUMMARY_MODEL": str(model),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    work = tmp_path / "reader"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "locomo.json").write_text(json.dumps(generate_dataset(2)))  # a file in LoCoMo's format
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def test_the_readme_runs_as_written(reader_folder: dict[str, str], server: FakeLLMServer) -> None:
+    namespace: dict[str, object] = {"URL": server.url + "/v1", "KEY": KEY, "__name__": "__readme__"}
+    printed = io.StringIO()
+    python = [b for b in blocks() if b.language == "python"]
+    assert len(python) >= 5
+    try:
+        for block in python:
+            code = compile(block.code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            with redirect_stdout(printed):
+                result = eval(code, namespace)  # returns a coroutine when the block awaits at top level
+                if asyncio.iscoroutine(result):
+                    asyncio.run(result)
+    finally:  # what the examples opened (memories on SQLite, chats with HTTP clients) is closed here
+        for value in namespace.values():
+            if type(value).__module__.startswith("finite_memory") and callable(getattr(value, "close", None)):
+                value.close()
+    assert "echo: Where do I live?" in printed.getvalue(), "the chat example talked to the server"
+    assert Path("chat.json").is_file() and Path("chats.db").is_file()
+
+    ran = []
+    for number, line in shell_lines():
+        if kind(line) != "cli":
+            continue
+        done = subprocess.run(
+            ["bash", "-c", line],
+            input="Where do I live?\n",
+            capture_output=True,
+            text=True,
+            env=reader_folder,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"README line {number}: {line}\n{done.stdout}\n{done.stderr}"
+        ran.append(line)
+    assert any(" chat " in line for line in ran) and any(" eval " in line for line in ran)
+    for produced in ("report.html", "diff.html"):
+        if any(produced in line for line in ran):
+            assert Path(produced).stat().st_size > 10_000, produced
