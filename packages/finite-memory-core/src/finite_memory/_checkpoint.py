@@ -89,12 +89,27 @@ def dump(memory: Memory) -> bytes:
     document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "memory": body}
     try:
         encoded = canonical(document)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot save: the memory holds data that is not JSON ({exc}); check the policy options"
-        ) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"cannot save: {_unsaveable_part(body)} is not JSON ({exc})") from None
     digest = hashlib.sha256(encoded).hexdigest()
     return _prefix(f"sha256:{digest}") + encoded[1:]
+
+
+def _unsaveable_part(body: dict[str, Any]) -> str:
+    """Which part of a checkpoint body cannot be encoded, in words (messages are checked when built)."""
+    policy = body["policy"]
+    parts = {
+        f"the options of policy {policy['name']!r}": policy["options"],
+        f"the state of policy {policy['name']!r} (what its state() returns)": policy["state"],
+        "the tokenizer's calibration": body["tokenizer"],
+        "the memory settings": {k: v for k, v in body.items() if k not in ("policy", "tokenizer", "messages")},
+    }
+    for part, value in parts.items():
+        try:
+            canonical({"part": value})
+        except (TypeError, ValueError, RecursionError):
+            return part
+    return "a message"
 
 
 def _prefix(stated: str) -> bytes:
@@ -261,11 +276,11 @@ def restore(
     from ._registry import load_policy
 
     body = document["memory"]
+    with paused_gc():
+        messages = _messages(body["messages"], where)
     try:
-        with paused_gc():
-            messages = [_message(m) for m in body["messages"]]
         _check_archive(messages)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
     spec = body["policy"]
     try:
@@ -296,21 +311,15 @@ def restore(
     return memory
 
 
-def _message(data: Any) -> Message:
-    """``Message.from_dict`` for a dict parsed from JSON, whose ``meta`` is JSON by construction.
-
-    Every field is validated as usual except that ``meta`` is not encoded again to prove
-    it is JSON-serialisable: it was just decoded from JSON (NaN and infinities refused).
-    """
-    if not isinstance(data, dict):
-        raise TypeError(f"a message must be a dict, not {type(data).__name__}")
-    meta = data.get("meta", {})
-    if not isinstance(meta, dict):
-        raise TypeError(f"message meta must be a dict, not {type(meta).__name__}")
-    message = Message.from_dict({key: value for key, value in data.items() if key != "meta"})
-    if meta:
-        object.__setattr__(message, "meta", meta)
-    return message
+def _messages(items: list[Any], where: str) -> list[Message]:
+    """The archived messages, each through ``Message`` validation like any added one."""
+    messages = []
+    for index, data in enumerate(items):
+        try:
+            messages.append(Message.from_dict(data))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise CheckpointError(f"{where}: bad message memory.messages[{index}]: {exc}"[:500]) from None
+    return messages
 
 
 def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
 from ._truncate import fit_messages, marked_cost
 from ._turns import Turn, TurnWindow
+from ._values import check_text
 from .policies import Policy, PolicyInput, Selection, Sliding
 from .stores import Store, StoreConflict, open_store
 from .stores._base import paused_gc
@@ -78,10 +80,19 @@ class Memory:
             )
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a str or None, not {type(system).__name__}")
-        if max_policy_ms is not None and (not isinstance(max_policy_ms, (int, float)) or max_policy_ms <= 0):
-            raise ValueError(f"max_policy_ms must be a positive number or None, got {max_policy_ms!r}")
+        if system is not None:
+            system = check_text(system, "system")
+        if max_policy_ms is not None and (
+            not isinstance(max_policy_ms, (int, float))
+            or isinstance(max_policy_ms, bool)
+            or not 0 < max_policy_ms < math.inf
+        ):
+            raise ValueError(
+                f"max_policy_ms must be a positive number (finite, in milliseconds) or None, got {max_policy_ms!r}"
+            )
         if not isinstance(session, str) or not session:
             raise ValueError(f"session must be a non-empty string, got {session!r}")
+        session = check_text(session, "session")
 
         self.max_tokens = max_tokens
         self.reserve_output = reserve_output

@@ -112,7 +112,9 @@ def trusted_message(
     """A :class:`Message` rebuilt from a row the store wrote itself, without re-validating it.
 
     Only for data that passed ``Message`` validation when it was added and has not left
-    the store since; user input always goes through ``Message(...)``.
+    the store since; user input always goes through ``Message(...)``. ``meta`` and the
+    ``tool_calls`` dicts must be read-only already (``_values.loads_frozen`` decodes a
+    stored JSON column straight into them).
     """
     message = _new(Message)
     _set(message, "role", role)

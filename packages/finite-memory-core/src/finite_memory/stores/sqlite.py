@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from .._errors import StoreError
 from .._message import Message
+from .._values import EMPTY, loads_frozen
 from ._base import StoreConflict, checked_cap, paused_gc, trusted_message
 
 T = TypeVar("T")
@@ -240,7 +241,7 @@ class SQLiteStore:
         conn = self._conn()
         query = f"SELECT {_COLUMNS} FROM messages WHERE session = ? AND id > ? ORDER BY id"
         rows = self._retry(lambda: conn.execute(query, (session, -1 if after is None else after)).fetchall())
-        loads = json.loads
+        loads = loads_frozen
         with paused_gc():
             return [
                 trusted_message(
@@ -249,7 +250,7 @@ class SQLiteStore:
                     name,
                     tuple(loads(calls)) if calls is not None else None,
                     call_id,
-                    loads(meta) if meta is not None else {},
+                    loads(meta) if meta is not None else EMPTY,
                     id_,
                     turn,
                 )

@@ -1,0 +1,162 @@
+"""The values a message may hold: text every store takes, and frozen JSON.
+
+One rule set, checked once when a :class:`~finite_memory.Message` is built, so whatever
+is archived can be saved (checkpoint JSON), stored (SQLite; PostgreSQL, whose ``text``
+and ``jsonb`` refuse NUL and lone surrogates) and sent (JSON request bodies):
+
+- text is a ``str`` of valid Unicode: no lone surrogate (``"\\ud800"``, what a bad
+  ``surrogateescape`` decode leaves) and no NUL character;
+- JSON values are ``str`` (as text), ``bool``, ``None``, ``int`` within 64 bits, finite
+  ``float``, and lists and dicts with ``str`` keys of those, nested at most
+  :data:`MAX_DEPTH` deep; tuples become lists.
+
+Checked JSON is copied into :class:`FrozenDict` and :class:`FrozenList`: read-only
+subclasses of ``dict`` and ``list``, so they compare equal to plain ones and encode with
+``json`` as they are, but nobody can change an archived message through them. A value
+that is already frozen was checked when it was built and is taken as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NoReturn
+
+#: How deep lists and dicts may nest in ``meta`` (a checkpoint's JSON reader allows about 1,000).
+MAX_DEPTH = 32
+#: Integers must fit a signed 64-bit integer: what SQL columns and most JSON readers keep exactly.
+INT_LIMIT = 2**63
+
+
+class FrozenDict(dict[str, Any]):
+    """A read-only ``dict`` holding checked JSON (see the module docstring)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("an archived message is read-only: build a new Message to change its meta or tool calls")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return self
+
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        return FrozenDict, (dict(self),)
+
+
+class FrozenList(list[Any]):
+    """A read-only ``list`` holding checked JSON (see the module docstring)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("an archived message is read-only: build a new Message to change its meta")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
+        return self
+
+    def __reduce__(self) -> tuple[type[FrozenList], tuple[list[Any]]]:
+        return FrozenList, (list(self),)
+
+
+#: The meta of a message that has none (shared: it cannot change).
+EMPTY = FrozenDict()
+
+
+def check_text(value: object, what: str) -> str:
+    """``value`` when it is text every store and backend takes; ``TypeError``/``ValueError`` otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if type(value) is not str:
+        value = str(value)  # a str subclass: keep the plain text only
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{what} holds a lone surrogate (U+{ord(value[exc.start]):04X} at index {exc.start}), which no store "
+                "or backend takes: decode bytes with errors='replace', not 'surrogateescape'"
+            ) from None
+    if "\x00" in value:
+        raise ValueError(
+            f"{what} holds a NUL character (index {value.index(chr(0))}), which SQL text columns refuse; remove it"
+        )
+    return value
+
+
+def frozen(value: Any, what: str, depth: int = 0) -> Any:
+    """A checked, read-only copy of the JSON ``value``; ``TypeError``/``ValueError`` saying where it is wrong."""
+    kind = type(value)
+    if kind is str:
+        return check_text(value, what)
+    if kind is FrozenDict or kind is FrozenList or value is None or kind is bool:
+        return value
+    if kind is int:
+        if not -INT_LIMIT <= value < INT_LIMIT:
+            raise ValueError(f"{what} is an integer beyond 64 bits; store such a number as a string")
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{what} is {value}, which JSON cannot hold; use null or a string")
+        return value
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"{what} nests deeper than {MAX_DEPTH} levels (or refers to itself)")
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"{what} has a key {key!r} that is not a str (JSON keys are strings)")
+            items.append((check_text(key, f"a key of {what}"), frozen(item, f"{what}[{key!r}]", depth + 1)))
+        return FrozenDict(items)
+    if isinstance(value, (list, tuple)):
+        return FrozenList([frozen(item, f"{what}[{i}]", depth + 1) for i, item in enumerate(value)])
+    if isinstance(value, (int, float)):  # an int or float subclass (IntEnum...): its plain number
+        return frozen(int(value) if isinstance(value, int) else float(value), what, depth)
+    raise TypeError(
+        f"{what} is a {kind.__name__}; message meta must be JSON-serialisable: "
+        "str, int, float, bool, None, lists and dicts with str keys"
+    )
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+_decode = json.JSONDecoder(object_pairs_hook=FrozenDict, parse_constant=_refuse_constant).raw_decode
+
+
+def loads_frozen(text: str) -> Any:
+    """JSON text a store wrote itself (already checked), decoded straight into frozen values.
+
+    Raises ``ValueError`` for text that is not one JSON value.
+    """
+    value, end = _decode(text)
+    if end != len(text):
+        raise ValueError(f"not one JSON value: {text[:60]!r}")
+    return _freeze_lists(value) if "[" in text else value
+
+
+def _freeze_lists(value: Any) -> Any:
+    """``value`` with its lists frozen too (the decoder freezes only the objects)."""
+    if type(value) is list:
+        return FrozenList([_freeze_lists(item) for item in value])
+    if type(value) is FrozenDict:
+        return FrozenDict([(key, _freeze_lists(item)) for key, item in value.items()])
+    return value
