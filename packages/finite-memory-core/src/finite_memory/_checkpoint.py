@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CheckpointError
+from ._errors import CheckpointError, UnknownPluginError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
 from ._values import frozen
@@ -35,6 +35,7 @@ from .stores._base import paused_gc
 
 if TYPE_CHECKING:
     from ._memory import Memory
+    from .policies import Policy
 
 FORMAT = "finite-memory/checkpoint"
 #: The version this code writes.
@@ -320,9 +321,14 @@ def _check_tokenizer(spec: dict[str, Any], budget: int, where: str) -> None:
             )
 
 
-def load(path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    tokenizer: Tokenizer | None = None,
+    policy: str | Policy | type[Policy] | None = None,
+) -> Memory:
     """The memory saved in ``path`` (see :meth:`Memory.load`)."""
-    return restore(read(path), where=str(path), tokenizer=tokenizer)
+    return restore(read(path), where=str(path), tokenizer=tokenizer, policy=policy)
 
 
 def restore(
@@ -330,10 +336,10 @@ def restore(
     *,
     where: str = "checkpoint",
     tokenizer: Tokenizer | None = None,
+    policy: str | Policy | type[Policy] | None = None,
 ) -> Memory:
     """A memory from a checked document; every problem becomes a :class:`CheckpointError`."""
     from ._memory import Memory
-    from ._registry import load_policy
 
     body = document["memory"]
     with paused_gc():
@@ -343,15 +349,12 @@ def restore(
     except ValueError as exc:
         raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
     spec = body["policy"]
-    try:
-        policy = load_policy(spec["name"], **spec["options"])
-    except Exception as exc:
-        raise CheckpointError(f"{where}: cannot rebuild policy {spec['name']!r}: {exc}"[:500]) from None
+    rebuilt = _rebuild_policy(spec, policy, where)
     if tokenizer is None:
         tokenizer = _restore_tokenizer(body["tokenizer"], where)
     try:
         memory = Memory(
-            policy,
+            rebuilt,
             max_tokens=body["max_tokens"],
             reserve_output=body["reserve_output"],
             system=body["system"],
@@ -364,11 +367,37 @@ def restore(
     try:
         with paused_gc():
             memory._apply(messages)
-        policy.load_state(spec["state"])
+        if rebuilt.name == spec["name"]:  # another policy starts afresh on the same archive
+            rebuilt.load_state(spec["state"])
     except Exception as exc:
         raise CheckpointError(f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]) from None
     memory._store.append(memory.session, messages)
     return memory
+
+
+def _rebuild_policy(spec: dict[str, Any], given: str | Policy | type[Policy] | None, where: str) -> Policy:
+    """The policy to restore into: the saved one by name, or the caller's (built with the saved options when it is
+    the saved policy's class)."""
+    from ._registry import load_policy
+    from .policies import Policy
+
+    name, options = spec["name"], spec["options"]
+    if isinstance(given, Policy):
+        return given
+    if given is not None and not isinstance(given, str) and not (isinstance(given, type) and issubclass(given, Policy)):
+        raise TypeError(f"policy must be a policy name, a Policy class or a Policy instance, not {given!r}")
+    try:
+        if given is None or isinstance(given, str):
+            wanted = name if given is None else given
+            return load_policy(wanted, **(options if wanted == name else {}))
+        return given(**options) if given.name == name else given()
+    except UnknownPluginError as exc:
+        raise CheckpointError(
+            f"{where}: cannot rebuild policy {name!r}: {exc}; for a policy of your own, "
+            "pass its class (or an instance) as Memory.load(path, policy=...)"[:500]
+        ) from None
+    except Exception as exc:
+        raise CheckpointError(f"{where}: cannot rebuild policy {name!r}: {exc}"[:500]) from None
 
 
 def _messages(items: list[Any], where: str) -> list[Message]:

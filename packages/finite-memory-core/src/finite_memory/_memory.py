@@ -421,16 +421,27 @@ class Memory:
         save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        tokenizer: Tokenizer | None = None,
+        policy: str | Policy | type[Policy] | None = None,
+    ) -> Memory:
         """A memory restored from a checkpoint written by :meth:`save`.
 
         Raises :class:`~finite_memory.CheckpointError` saying what is wrong with a bad
         file, which is left untouched. ``tokenizer`` replaces the saved one (a checkpoint
         keeps only the calibration of an :class:`ApproxTokenizer`).
+
+        ``policy`` is for a policy that is not registered by name (a class of your own):
+        give its class, built with the saved options, or a fresh instance. The saved
+        policy state is restored when the names match; another policy (or name) starts
+        afresh on the restored archive, as when a store's session is opened with it.
         """
         from ._checkpoint import load
 
-        return load(path, tokenizer=tokenizer)
+        return load(path, tokenizer=tokenizer, policy=policy)
 
     # -- lifetime -----------------------------------------------------------------------
 
