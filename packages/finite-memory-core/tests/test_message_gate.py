@@ -13,10 +13,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from finite_memory import CheckpointError, Memory, Message
+from finite_memory import BackendError, Chat, CheckpointError, Memory, Message
 from finite_memory import _checkpoint as checkpoint
+from finite_memory._backend import Completion
 from finite_memory.policies import Sliding
 from finite_memory.stores.sqlite import SQLiteStore
+from finite_memory.testing import EchoBackend
 
 LONE = "\ud800"
 
@@ -274,3 +276,31 @@ def test_whatever_a_message_accepts_can_be_saved_stored_and_sent(tmp_path: Path,
         assert store.messages("s")[-1] == stamped
     finally:
         store.close()
+
+
+class _BadReplies(EchoBackend):
+    """Replies (after a first good one) with what no store takes, as a broken or hostile server might."""
+
+    def __init__(self, text: str = "fine", tool_calls: Any = None) -> None:
+        super().__init__()
+        self.text, self.tool_calls = text, tool_calls
+
+    def _completion(self, messages: Any, pieces: list[str]) -> Completion:
+        if len(self.calls) == 1:  # the first reply is a good one
+            return super()._completion(messages, pieces)
+        return Completion(text=self.text, tool_calls=self.tool_calls, finish_reason="stop")
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [_BadReplies(f"half a pair {LONE}"), _BadReplies("nul \x00"), _BadReplies("", ({"id": "c", "function": {}},))],
+)
+def test_a_reply_that_cannot_be_archived_fails_the_turn_as_a_backend_error(backend: EchoBackend) -> None:
+    chat = Chat(backend, Memory())
+    chat.send("hello")  # a good turn first
+    before = chat.memory.messages
+    with pytest.raises(BackendError, match="cannot be archived"):
+        chat.send("and now?")
+    with pytest.raises(BackendError, match="cannot be archived"):
+        list(chat.stream("and now?"))
+    assert chat.memory.messages == before

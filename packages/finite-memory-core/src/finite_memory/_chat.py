@@ -85,7 +85,10 @@ class Chat:
         return options
 
     def _commit(self, user: Message, context: Context, completion: Completion) -> Reply:
-        reply = Message("assistant", completion.text, tool_calls=completion.tool_calls)
+        try:  # the gate into the archive: a reply that could not be saved or sent again fails the turn
+            reply = Message("assistant", completion.text, tool_calls=completion.tool_calls)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"{self.backend.name} sent a reply that cannot be archived: {exc}"[:500]) from None
         self.memory.extend([user, reply])
         prompt_tokens = completion.usage.get("prompt_tokens")
         calibrate = getattr(self.memory.tokenizer, "calibrate", None)
