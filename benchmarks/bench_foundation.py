@@ -8,12 +8,18 @@ installed (``nox -s bench`` installs it), and reported as not measured otherwise
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+import timeit
+from collections.abc import Callable
+from typing import Any
 
 from _bench import import_ms, verdict
 
 from finite_memory import ApproxTokenizer, Memory, Message
+from finite_memory._values import loads_frozen
+from finite_memory.stores._base import trusted_message
 
 BUDGET = 1000
 SMALL, LARGE = 1_000, 50_000
@@ -85,6 +91,29 @@ def time_langchain_turns(history: list[Message], turns: int) -> float | None:
     return statistics.median(times)
 
 
+def message_costs(repeats: int = 20_000) -> tuple[float, float, float, float]:
+    """Best per-call seconds: a validated user message with meta, an assistant message with a tool call,
+    and a store row rebuilt from its JSON meta column, with ``loads_frozen`` and (the path before it) ``json.loads``.
+    """
+    meta = {"dia_id": "D12:4", "date_time": "1:56 pm on 8 May, 2023", "tags": ["travel", "family"]}
+    call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Lisbon"}'}}
+    text = "I moved to Lisbon in May, near the river; the 28 tram stops at the corner."
+    column = json.dumps(meta, ensure_ascii=False)
+
+    def best(work: Callable[[], object]) -> float:
+        return min(timeit.repeat(work, number=repeats, repeat=5)) / repeats
+
+    def row(loads: Callable[[str], Any]) -> Callable[[], object]:
+        return lambda: trusted_message("user", text, None, None, None, loads(column), 7, 3)
+
+    return (
+        best(lambda: Message("user", text, meta=meta)),
+        best(lambda: Message("assistant", "", tool_calls=[call])),
+        best(row(loads_frozen)),
+        best(row(json.loads)),
+    )
+
+
 def langchain_version() -> str:
     from importlib.metadata import version
 
@@ -119,6 +148,16 @@ def main() -> None:
         print(f"speed-up over trim_messages at {LARGE:,}: {lc / lg:,.0f}x   (report)")
     else:
         print("LangChain trim_messages: not measured (langchain-core is not installed)")
+
+    print("\n== validating a message (best of 5 x 20,000) ==")
+    user, tool, frozen_row, plain_row = message_costs()
+    print(f"Message('user', text, meta=...):            {user * 1e6:6.2f} us  (target: add well under 1 ms)")
+    print(f"Message('assistant', '', tool_calls=[...]): {tool * 1e6:6.2f} us")
+    print(
+        f"store row -> read-only Message:             {frozen_row * 1e6:6.2f} us  "
+        f"(json.loads row as before: {plain_row * 1e6:.2f} us; ratio {frozen_row / plain_row:.2f}x, "
+        f"target <= 1.0x)  {verdict(frozen_row <= plain_row)}"
+    )
 
     print("\n== import cost (best of 15) ==")
     bare = import_ms("pass")

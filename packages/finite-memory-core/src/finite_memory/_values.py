@@ -154,9 +154,23 @@ def loads_frozen(text: str) -> Any:
 
 
 def _freeze_lists(value: Any) -> Any:
-    """``value`` with its lists frozen too (the decoder freezes only the objects)."""
-    if type(value) is list:
-        return FrozenList([_freeze_lists(item) for item in value])
+    """``value`` with its lists frozen too. The decoder freezes only the objects; they are fresh, so
+    the lists they hold are replaced in place."""
     if type(value) is FrozenDict:
-        return FrozenDict([(key, _freeze_lists(item)) for key, item in value.items()])
-    return value
+        for key, item in value.items():
+            if type(item) is list:
+                dict.__setitem__(value, key, _frozen_list(item))  # same keys: iterating stays valid
+            elif type(item) is FrozenDict:
+                _freeze_lists(item)
+        return value
+    return _frozen_list(value) if type(value) is list else value
+
+
+def _frozen_list(items: list[Any]) -> FrozenList:
+    frozen = FrozenList(items)
+    for index, item in enumerate(items):
+        if type(item) is list:
+            list.__setitem__(frozen, index, _frozen_list(item))
+        elif type(item) is FrozenDict:
+            _freeze_lists(item)
+    return frozen
