@@ -10,6 +10,7 @@ from ._values import EMPTY, FrozenDict, check_text, frozen
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+_FIELDS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id", "meta", "id", "turn"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +93,8 @@ class Message:
         """The inverse of :meth:`to_dict`; raises ``ValueError``/``TypeError`` on bad data."""
         if not isinstance(data, dict):
             raise TypeError(f"a message must be a dict, not {type(data).__name__}")
-        unknown = set(data) - {"role", "content", "name", "tool_calls", "tool_call_id", "meta", "id", "turn"}
-        if unknown:
-            raise ValueError(f"unknown message fields: {', '.join(sorted(unknown))}")
+        if not data.keys() <= _FIELDS:
+            raise ValueError(f"unknown message fields: {', '.join(sorted(set(data) - _FIELDS))}")
         for key in ("id", "turn"):
             value = data.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):

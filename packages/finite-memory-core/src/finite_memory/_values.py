@@ -86,52 +86,89 @@ def check_text(value: object, what: str) -> str:
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
     if type(value) is not str:
         value = str(value)  # a str subclass: keep the plain text only
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"{what} holds a lone surrogate (U+{ord(value[exc.start]):04X} at index {exc.start}), which no store "
-                "or backend takes: decode bytes with errors='replace', not 'surrogateescape'"
-            ) from None
-    if "\x00" in value:
-        raise ValueError(
-            f"{what} holds a NUL character (index {value.index(chr(0))}), which SQL text columns refuse; remove it"
-        )
+    problem = _text_problem(value)
+    if problem:
+        raise ValueError(f"{what} {problem}")
     return value
 
 
-def frozen(value: Any, what: str, depth: int = 0) -> Any:
+def _text_problem(text: str) -> str:
+    """What makes ``text`` unstorable, in words, or ``""``."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                f"holds a lone surrogate (U+{ord(text[exc.start]):04X} at index {exc.start}), which no store "
+                "or backend takes: decode bytes with errors='replace', not 'surrogateescape'"
+            )
+    if "\x00" in text:
+        return f"holds a NUL character (index {text.index(chr(0))}), which SQL text columns refuse; remove it"
+    return ""
+
+
+class _Invalid(Exception):
+    """A JSON value that is not storable; ``path`` grows as it leaves the containers that hold it."""
+
+    def __init__(self, error: type[Exception], problem: str) -> None:
+        super().__init__(problem)
+        self.error, self.problem, self.path = error, problem, ""
+
+
+def frozen(value: Any, what: str) -> Any:
     """A checked, read-only copy of the JSON ``value``; ``TypeError``/``ValueError`` saying where it is wrong."""
+    try:
+        return _frozen(value, 0)
+    except _Invalid as invalid:
+        raise invalid.error(f"{what}{invalid.path} {invalid.problem}") from None
+
+
+def _frozen(value: Any, depth: int) -> Any:
     kind = type(value)
     if kind is str:
-        return check_text(value, what)
+        if (value.isascii() and "\x00" not in value) or not _text_problem(value):
+            return value
+        raise _Invalid(ValueError, _text_problem(value))
     if kind is FrozenDict or kind is FrozenList or value is None or kind is bool:
         return value
     if kind is int:
         if not -INT_LIMIT <= value < INT_LIMIT:
-            raise ValueError(f"{what} is an integer beyond 64 bits; store such a number as a string")
+            raise _Invalid(ValueError, "is an integer beyond 64 bits; store such a number as a string")
         return value
     if kind is float:
         if not math.isfinite(value):
-            raise ValueError(f"{what} is {value}, which JSON cannot hold; use null or a string")
+            raise _Invalid(ValueError, f"is {value}, which JSON cannot hold; use null or a string")
         return value
     if depth >= MAX_DEPTH:
-        raise ValueError(f"{what} nests deeper than {MAX_DEPTH} levels (or refers to itself)")
+        raise _Invalid(ValueError, f"nests deeper than {MAX_DEPTH} levels (or refers to itself)")
     if isinstance(value, dict):
         items = []
         for key, item in value.items():
             if type(key) is not str:
-                raise TypeError(f"{what} has a key {key!r} that is not a str (JSON keys are strings)")
-            items.append((check_text(key, f"a key of {what}"), frozen(item, f"{what}[{key!r}]", depth + 1)))
+                raise _Invalid(TypeError, f"has a key {key!r} that is not a str (JSON keys are strings)")
+            if (not key.isascii() or "\x00" in key) and _text_problem(key):
+                raise _Invalid(ValueError, f"has a key that {_text_problem(key)}")
+            try:
+                items.append((key, _frozen(item, depth + 1)))
+            except _Invalid as invalid:
+                invalid.path = f"[{key!r}]{invalid.path}"
+                raise
         return FrozenDict(items)
     if isinstance(value, (list, tuple)):
-        return FrozenList([frozen(item, f"{what}[{i}]", depth + 1) for i, item in enumerate(value)])
+        checked = []
+        for index, item in enumerate(value):
+            try:
+                checked.append(_frozen(item, depth + 1))
+            except _Invalid as invalid:
+                invalid.path = f"[{index}]{invalid.path}"
+                raise
+        return FrozenList(checked)
     if isinstance(value, (int, float)):  # an int or float subclass (IntEnum...): its plain number
-        return frozen(int(value) if isinstance(value, int) else float(value), what, depth)
-    raise TypeError(
-        f"{what} is a {kind.__name__}; message meta must be JSON-serialisable: "
-        "str, int, float, bool, None, lists and dicts with str keys"
+        return _frozen(int(value) if isinstance(value, int) else float(value), depth)
+    raise _Invalid(
+        TypeError,
+        f"is a {kind.__name__}; message meta must be JSON-serialisable: "
+        "str, int, float, bool, None, lists and dicts with str keys",
     )
 
 
