@@ -72,7 +72,11 @@ class Message:
         return replace(self, content=content)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; fields left at their defaults are omitted."""
+        """A JSON-ready dict; fields left at their defaults are omitted.
+
+        Its ``meta`` and the ``function`` of each tool call are the message's own read-only
+        ones: copy them (``dict(...)``) to build a changed message.
+        """
         data: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.name is not None:
             data["name"] = self.name
