@@ -155,14 +155,14 @@ def _unicode_words() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str],
     """
     mark, basic_marks = _mark()
 
-    def words(letter: str, unspaced: str) -> re.Pattern[str]:
+    def word_or_run(letter: str, unspaced: str) -> re.Pattern[str]:
         return re.compile(f"({letter}(?:'{letter})?)|([{unspaced}]+)")
 
     basic_letter = f"[^\\W_{_UNSPACED_BASIC}]"
     letter = f"[^\\W_{_UNSPACED}]"
     return (
-        words(f"{basic_letter}+", _UNSPACED_BASIC),
-        words(f"{letter}(?:{letter}|{mark})*", _UNSPACED),
+        word_or_run(f"{basic_letter}+", _UNSPACED_BASIC),
+        word_or_run(f"{letter}(?:{letter}|{mark})*", _UNSPACED),
         re.compile(f"[{basic_marks}\\U00010000-\\U0010ffff]"),
         re.compile(f"[{_UNSPACED_BASIC}]"),
     )
