@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import math
 import pickle
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from finite_memory import BackendError, Chat, CheckpointError, Memory, Message
 from finite_memory import _checkpoint as checkpoint
 from finite_memory._backend import Completion
+from finite_memory._values import FrozenList, loads_frozen
 from finite_memory.policies import Sliding
 from finite_memory.stores.sqlite import SQLiteStore
 from finite_memory.testing import EchoBackend
@@ -304,3 +306,24 @@ def test_a_reply_that_cannot_be_archived_fails_the_turn_as_a_backend_error(backe
     with pytest.raises(BackendError, match="cannot be archived"):
         list(chat.stream("and now?"))
     assert chat.memory.messages == before
+
+
+def test_subclasses_become_plain_values_and_stored_json_is_read_strictly() -> None:
+    class Text(str):
+        pass
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Ratio(float):
+        pass
+
+    message = Message("user", Text("hi"), meta={"level": Level.HIGH, "ratio": Ratio(0.5), "pair": FrozenList([1])})
+    assert type(message.content) is str and message.content == "hi"
+    assert type(message.meta["level"]) is int and type(message.meta["ratio"]) is float
+    frozen_list = message.meta["pair"]
+    assert copy.copy(frozen_list) is frozen_list and copy.deepcopy(frozen_list) is frozen_list
+    assert copy.copy(message.meta) is message.meta
+    for bad in ('{"a": NaN}', '{"a": 1} trailing', "{"):
+        with pytest.raises(ValueError):
+            loads_frozen(bad)
