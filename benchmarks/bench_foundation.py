@@ -91,27 +91,33 @@ def time_langchain_turns(history: list[Message], turns: int) -> float | None:
     return statistics.median(times)
 
 
-def message_costs(repeats: int = 20_000) -> tuple[float, float, float, float]:
-    """Best per-call seconds: a validated user message with meta, an assistant message with a tool call,
-    and a store row rebuilt from its JSON meta column, with ``loads_frozen`` and (the path before it) ``json.loads``.
+def message_costs(repeats: int = 20_000, rounds: int = 7) -> dict[str, float]:
+    """Best per-call seconds, rounds alternating between the cases: a validated user message with meta,
+    an assistant message with a tool call, and a store row rebuilt from its JSON meta column (flat, and
+    holding a list) with ``loads_frozen`` and with ``json.loads`` (the path before it).
     """
-    meta = {"dia_id": "D12:4", "date_time": "1:56 pm on 8 May, 2023", "tags": ["travel", "family"]}
+    flat = {"dia_id": "D12:4", "date_time": "1:56 pm on 8 May, 2023"}
+    listy = {**flat, "tags": ["travel", "family"]}
     call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Lisbon"}'}}
     text = "I moved to Lisbon in May, near the river; the 28 tram stops at the corner."
-    column = json.dumps(meta, ensure_ascii=False)
 
-    def best(work: Callable[[], object]) -> float:
-        return min(timeit.repeat(work, number=repeats, repeat=5)) / repeats
-
-    def row(loads: Callable[[str], Any]) -> Callable[[], object]:
+    def row(loads: Callable[[str], Any], meta: dict[str, Any]) -> Callable[[], object]:
+        column = json.dumps(meta, ensure_ascii=False)
         return lambda: trusted_message("user", text, None, None, None, loads(column), 7, 3)
 
-    return (
-        best(lambda: Message("user", text, meta=meta)),
-        best(lambda: Message("assistant", "", tool_calls=[call])),
-        best(row(loads_frozen)),
-        best(row(json.loads)),
-    )
+    cases: dict[str, Callable[[], object]] = {
+        "user": lambda: Message("user", text, meta=flat),
+        "tool call": lambda: Message("assistant", "", tool_calls=[call]),
+        "row flat": row(loads_frozen, flat),
+        "row flat, json.loads": row(json.loads, flat),
+        "row list": row(loads_frozen, listy),
+        "row list, json.loads": row(json.loads, listy),
+    }
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for name, work in cases.items():
+            best[name] = min(best[name], timeit.timeit(work, number=repeats) / repeats)
+    return best
 
 
 def langchain_version() -> str:
@@ -149,15 +155,16 @@ def main() -> None:
     else:
         print("LangChain trim_messages: not measured (langchain-core is not installed)")
 
-    print("\n== validating a message (best of 5 x 20,000) ==")
-    user, tool, frozen_row, plain_row = message_costs()
-    print(f"Message('user', text, meta=...):            {user * 1e6:6.2f} us  (target: add well under 1 ms)")
-    print(f"Message('assistant', '', tool_calls=[...]): {tool * 1e6:6.2f} us")
-    print(
-        f"store row -> read-only Message:             {frozen_row * 1e6:6.2f} us  "
-        f"(json.loads row as before: {plain_row * 1e6:.2f} us; ratio {frozen_row / plain_row:.2f}x, "
-        f"target <= 1.0x)  {verdict(frozen_row <= plain_row)}"
-    )
+    print("\n== validating a message (best of 7 alternating rounds x 20,000) ==")
+    cost = message_costs()
+    print(f"Message('user', text, meta=...):            {cost['user'] * 1e6:6.2f} us  (target: add well under 1 ms)")
+    print(f"Message('assistant', '', tool_calls=[...]): {cost['tool call'] * 1e6:6.2f} us")
+    for shape in ("flat", "list"):
+        ours, before = cost[f"row {shape}"], cost[f"row {shape}, json.loads"]
+        print(
+            f"store row -> read-only Message, meta {shape:<5}:  {ours * 1e6:6.2f} us  (json.loads row as before: "
+            f"{before * 1e6:.2f} us; ratio {ours / before:.2f}x, target <= 1.0x)  {verdict(ours <= before)}"
+        )
 
     print("\n== import cost (best of 15) ==")
     bare = import_ms("pass")
