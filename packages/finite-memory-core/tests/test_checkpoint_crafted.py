@@ -68,8 +68,8 @@ CASES: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "scale out of range": ("sliding", setting("tokenizer", "state", "scale", value=1e9), "scale must be a number"),
     "scale infinite": ("sliding", setting("tokenizer", "state", "scale", value=INF), "scale must be a number"),
     "seen_raw negative": ("sliding", setting("tokenizer", "state", "seen_raw", value=-1), "seen_raw must be"),
-    "calibration field not a number": ("sliding", setting("tokenizer", "state", "bias", value="1"), "state.bias must"),
-    "calibration field infinite": ("sliding", setting("tokenizer", "state", "bias", value=INF), "state.bias must"),
+    "calibration field infinite": ("sliding", setting("tokenizer", "state", "bias", value=INF), r"state\['bias'\]"),
+    "calibration field with NUL": ("sliding", setting("tokenizer", "state", "note", value="\x00"), r"state\['note'\]"),
     "tokenizer field unknown": ("sliding", setting("tokenizer", "vocab", value=[]), "memory.tokenizer.vocab"),
     "exact tokenizer with fields": (
         "sliding",

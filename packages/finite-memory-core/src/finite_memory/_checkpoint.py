@@ -321,7 +321,7 @@ def _messages(items: list[Any], where: str) -> list[Message]:
 
 
 def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
-    """The saved :class:`ApproxTokenizer` (its fields were checked by :func:`_check_tokenizer`)."""
+    """The saved :class:`ApproxTokenizer` (its fields were checked by ``_checkpoint_schema``)."""
     if spec["kind"] != "approx":
         return ApproxTokenizer()  # an exact tokenizer comes back with its backend (Chat sets it)
     try:

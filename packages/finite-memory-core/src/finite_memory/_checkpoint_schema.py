@@ -25,7 +25,8 @@ MEMORY_FIELDS: dict[str, tuple[type, ...]] = {
     "tokenizer": (dict,),
     "messages": (list,),
 }
-#: ``ApproxTokenizer.state()`` fields and their ranges (the scale as the tokenizer clamps it).
+#: ``ApproxTokenizer.state()`` fields this module knows and their ranges (the scale as the tokenizer
+#: clamps it); the tokenizer's ``load_state`` checks the fields it adds.
 _CALIBRATION: dict[str, tuple[float, float]] = {
     "scale": (0.05, 20.0),
     "seen_tokens": (0.0, sys.float_info.max),
@@ -95,14 +96,19 @@ def _check_tokenizer(spec: dict[str, Any], budget: int, where: str) -> None:
     state = spec.get("state")
     if not isinstance(state, dict):
         raise CheckpointError(f"{where}: bad tokenizer calibration: memory.tokenizer.state must be an object")
-    for name in state.keys() | _CALIBRATION.keys():  # fields a newer tokenizer adds: finite numbers too
+    for name, (low, high) in _CALIBRATION.items():
         value = state.get(name)
-        low, high = _CALIBRATION.get(name, (-sys.float_info.max, sys.float_info.max))
+        if name not in state and name != "scale":
+            continue  # an older calibration may lack the counts
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
             raise CheckpointError(
                 f"{where}: bad tokenizer calibration: tokenizer.state.{name} must be a number from {low} to {high}, "
                 f"got {value!r}"[:300]
             )
+    try:  # what a newer tokenizer adds (its load_state checks its own fields): JSON every store keeps
+        frozen(state, "tokenizer.state")
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: bad tokenizer calibration: {exc}"[:300]) from None
 
 
 #: Ids and turn numbers fit a signed 64-bit SQL integer.
