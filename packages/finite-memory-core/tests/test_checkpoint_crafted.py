@@ -69,7 +69,11 @@ CASES: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "scale infinite": ("sliding", setting("tokenizer", "state", "scale", value=INF), "scale must be a number"),
     "seen_raw negative": ("sliding", setting("tokenizer", "state", "seen_raw", value=-1), "seen_raw must be"),
     "calibration field infinite": ("sliding", setting("tokenizer", "state", "bias", value=INF), r"state\['bias'\]"),
-    "calibration field with NUL": ("sliding", setting("tokenizer", "state", "note", value="\x00"), r"state\['note'\]"),
+    "calibration field with a surrogate": (
+        "sliding",
+        setting("tokenizer", "state", "note", value="\udfff"),
+        r"state\['note'\]",
+    ),
     "tokenizer field unknown": ("sliding", setting("tokenizer", "vocab", value=[]), "memory.tokenizer.vocab"),
     "exact tokenizer with fields": (
         "sliding",
@@ -81,7 +85,11 @@ CASES: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "policy field unknown": ("sliding", setting("policy", "code", value="x"), "memory.policy.code"),
     "empty policy name": ("sliding", setting("policy", "name", value=""), "policy.name must be a non-empty str"),
     "surrogate in the system prompt": ("sliding", setting("system", value="\ud800"), "system holds a lone surrogate"),
-    "NUL in a message": ("sliding", setting("messages", 3, "content", value="a\x00b"), r"messages\[3\].*NUL"),
+    "surrogate in a message": (
+        "sliding",
+        setting("messages", 3, "content", value="a\ud83db"),
+        r"messages\[3\].*lone surrogate",
+    ),
     "NaN-like meta": ("sliding", setting("messages", 0, "meta", value={"x": INF}), r"messages\[0\].*inf"),
     "arguments not JSON": (
         "sliding",
@@ -95,7 +103,11 @@ CASES: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
         setting("policy", "state", "text", value="a summary \udcff"),
         r"policy.state\['text'\] holds a lone surrogate",
     ),
-    "NUL in a policy option": ("hybrid", setting("policy", "options", "pin_key", value="\x00"), "policy.options"),
+    "surrogate in a policy option": (
+        "hybrid",
+        setting("policy", "options", "pin_key", value="\ud800"),
+        "policy.options",
+    ),
     "NaN-like policy state": ("sliding", setting("policy", "state", "start", value=INF), r"policy.state\['start'\]"),
 }
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _core_helpers import message_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,8 +100,8 @@ def test_a_huge_newest_turn_is_kept_even_above_the_low_water_mark() -> None:
     assert ids == ["word", "now"]
 
 
-long_text = st.builds(lambda s, n: s * n, message_text(min_size=1, max_size=5), st.integers(50, 900))
-texts = st.one_of(message_text(max_size=60), long_text)
+long_text = st.builds(lambda s, n: s * n, st.text(min_size=1, max_size=5), st.integers(50, 900))
+texts = st.one_of(st.text(max_size=60), long_text)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _core_helpers import message_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +12,8 @@ from finite_memory import Memory, Message, plugins
 
 POLICIES = sorted(plugins("policies"))
 
-small_text = message_text(max_size=40)
-huge_text = st.builds(lambda piece, times: piece * times, message_text(min_size=1, max_size=6), st.integers(300, 2500))
+small_text = st.text(max_size=40)
+huge_text = st.builds(lambda piece, times: piece * times, st.text(min_size=1, max_size=6), st.integers(300, 2500))
 texts = st.one_of(small_text, small_text, small_text, huge_text, st.just(""))
 
 

@@ -24,7 +24,7 @@ class Message:
     ``id`` and ``turn`` are given by the memory when the message is archived.
 
     Building a message checks everything it holds, so that whatever is archived can be
-    saved, stored and sent: text is valid Unicode without NUL, ``meta`` is JSON (finite
+    saved, stored and sent: text is valid Unicode (no lone surrogate), ``meta`` is JSON (finite
     numbers, ``str`` keys, integers within 64 bits). ``meta`` and ``tool_calls`` are
     copied into read-only containers: changing the dict given to the constructor, or
     the message's own ``meta``, cannot change an archived message. Bad data raises

@@ -2,10 +2,10 @@
 
 One rule set, checked once when a :class:`~finite_memory.Message` is built, so whatever
 is archived can be saved (checkpoint JSON), stored (SQLite; PostgreSQL, whose ``text``
-and ``jsonb`` refuse NUL and lone surrogates) and sent (JSON request bodies):
+and ``jsonb`` refuse lone surrogates; its store escapes NUL) and sent (JSON request bodies):
 
 - text is a ``str`` of valid Unicode: no lone surrogate (``"\\ud800"``, what a bad
-  ``surrogateescape`` decode leaves) and no NUL character;
+  ``surrogateescape`` decode leaves, or a ``\\ud800`` escape in JSON);
 - JSON values are ``str`` (as text), ``bool``, ``None``, ``int`` within 64 bits, finite
   ``float``, and lists and dicts with ``str`` keys of those, nested at most
   :data:`MAX_DEPTH` deep; tuples become lists.
@@ -102,8 +102,6 @@ def _text_problem(text: str) -> str:
                 f"holds a lone surrogate (U+{ord(text[exc.start]):04X} at index {exc.start}), which no store "
                 "or backend takes: decode bytes with errors='replace', not 'surrogateescape'"
             )
-    if "\x00" in text:
-        return f"holds a NUL character (index {text.index(chr(0))}), which SQL text columns refuse; remove it"
     return ""
 
 
@@ -126,7 +124,7 @@ def frozen(value: Any, what: str) -> Any:
 def _frozen(value: Any, depth: int) -> Any:
     kind = type(value)
     if kind is str:
-        if (value.isascii() and "\x00" not in value) or not _text_problem(value):
+        if value.isascii() or not _text_problem(value):
             return value
         raise _Invalid(ValueError, _text_problem(value))
     if kind is FrozenDict or kind is FrozenList or value is None or kind is bool:
@@ -146,7 +144,7 @@ def _frozen(value: Any, depth: int) -> Any:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Invalid(TypeError, f"has a key {key!r} that is not a str (JSON keys are strings)")
-            if (not key.isascii() or "\x00" in key) and _text_problem(key):
+            if not key.isascii() and _text_problem(key):
                 raise _Invalid(ValueError, f"has a key that {_text_problem(key)}")
             try:
                 items.append((key, _frozen(item, depth + 1)))
