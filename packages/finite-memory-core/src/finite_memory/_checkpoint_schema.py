@@ -133,5 +133,6 @@ def check_archive(messages: list[Message]) -> None:
             turn, calls = message.turn, set()
         if message.role == "tool" and message.tool_call_id not in calls:
             raise ValueError(f"tool message {message.id} answers no call of its turn")
-        calls.update(message.tool_call_ids)
+        if message.tool_calls:
+            calls.update(message.tool_call_ids)
         last_id = message.id
