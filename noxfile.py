@@ -123,7 +123,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, printing figures beside their targets."""
-    install_everything(session, "httpx", "prometheus-client", "pytest", *POSTGRES)
+    install_everything(session, "httpx", "prometheus-client", "pytest", "langchain-core", *POSTGRES)
     session.env.update(OFFLINE)
     scripts = sorted(glob.glob("benchmarks/bench_*.py"))
     if session.posargs:

@@ -159,9 +159,8 @@ def test_anthropic_leaves_out_what_the_api_refuses() -> None:
     assert request["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "still there?"}]}
     ]
-    bad = Message("assistant", "", tool_calls=[{**CALL, "function": {"name": "f", "arguments": "[1]"}}])
-    with pytest.raises(ValueError, match="not a JSON object"):
-        to_anthropic([bad])
+    with pytest.raises(ValueError, match="not a JSON object"):  # the gate refuses what tool_use could not carry
+        Message("assistant", "", tool_calls=[{**CALL, "function": {"name": "f", "arguments": "[1]"}}])
     assert to_openai([Message("tool", "x", tool_call_id="c", name="f")]) == [
         {"role": "tool", "content": "x", "tool_call_id": "c"}
     ]

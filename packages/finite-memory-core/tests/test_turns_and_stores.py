@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from finite_memory import Memory
@@ -80,3 +82,15 @@ def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delitem(sys.modules, "finite_memory.stores.postgres", raising=False)
     with pytest.raises(BackendNotInstalled, match=r"pip install 'finite-memory-core\[postgres\]'"):
         open_store("postgresql://app@127.0.0.1:5432/chats")
+
+
+def test_the_truncation_marker_reports_what_was_cut() -> None:
+    counter = TokenCounter(Memory().tokenizer)
+    text = "head " + "alpha beta gamma " * 300 + " tail"
+    total = counter.text(text)
+    cut = truncate_text(text, 60, counter)
+    found = re.search(r"\[\.\.\. (\d+) tokens cut by finite-memory \.\.\.\]", cut)
+    assert found is not None and cut.startswith("head") and cut.endswith("tail")
+    head, _, tail = cut.partition(found.group(0))
+    removed = text[len(head) - 1 : len(text) - (len(tail) - 1)]  # the marker's own spaces are not text
+    assert int(found.group(1)) == counter.text(removed) < total

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-from finite_memory import Completion
+from finite_memory import Completion, Message
 
 #: The largest token count a server may report and be believed (no model has a 100M context).
 MAX_REPORTED_TOKENS = 100_000_000
@@ -163,6 +163,9 @@ def completion(
             if thinking is not None and reasoning is not None and thinking <= o:
                 usage["reasoning_tokens"] = thinking
                 stats["reasoning_tokens"] = thinking
-    return Completion(
-        text=clean(text), tool_calls=tuple(calls) or None, finish_reason=finish_reason, usage=usage, stats=stats
-    )
+    text = clean(text)
+    try:  # the archive's gate: a reply that could not be archived (duplicate call ids...) is malformed
+        Message("assistant", text, tool_calls=calls or None)
+    except (TypeError, ValueError) as exc:
+        raise Malformed(f"the reply cannot be archived: {exc}"[:200]) from None
+    return Completion(text=text, tool_calls=tuple(calls) or None, finish_reason=finish_reason, usage=usage, stats=stats)

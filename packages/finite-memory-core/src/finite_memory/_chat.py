@@ -262,7 +262,10 @@ class Chat:
     def _commit(self, turn: _Turn, completion: Completion) -> Reply:
         cut = completion.finish_reason in CUT_OFF
         meta = {"finish_reason": completion.finish_reason} if cut else {}
-        reply = Message("assistant", completion.text, tool_calls=completion.tool_calls, meta=meta)
+        try:  # the gate into the archive: a reply that could not be saved or sent again fails the turn
+            reply = Message("assistant", completion.text, tool_calls=completion.tool_calls, meta=meta)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"{self.backend.name} sent a reply that cannot be archived: {exc}"[:500]) from None
         prompt_tokens = completion.usage.get("prompt_tokens")
         calibrate = getattr(self.memory.tokenizer, "calibrate", None)
         if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:

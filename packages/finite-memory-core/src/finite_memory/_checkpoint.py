@@ -26,30 +26,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CheckpointError
+from ._checkpoint_schema import check_archive, check_body
+from ._errors import CheckpointError, UnknownPluginError
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
 from .stores._base import paused_gc
 
 if TYPE_CHECKING:
     from ._memory import Memory
+    from .policies import Policy
 
 FORMAT = "finite-memory/checkpoint"
 #: The version this code writes.
 VERSION = 1
 #: ``MIGRATIONS[v]`` turns a version-``v`` document into a version ``v + 1`` one.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-_MEMORY_FIELDS: dict[str, tuple[type, ...]] = {
-    "session": (str,),
-    "system": (str, type(None)),
-    "max_tokens": (int,),
-    "reserve_output": (int,),
-    "max_policy_ms": (int, float, type(None)),
-    "policy": (dict,),
-    "tokenizer": (dict,),
-    "messages": (list,),
-}
 
 
 def canonical(document: dict[str, Any]) -> bytes:
@@ -89,12 +80,27 @@ def dump(memory: Memory) -> bytes:
     document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "memory": body}
     try:
         encoded = canonical(document)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot save: the memory holds data that is not JSON ({exc}); check the policy options"
-        ) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"cannot save: {_unsaveable_part(body)} is not JSON ({exc})") from None
     digest = hashlib.sha256(encoded).hexdigest()
     return _prefix(f"sha256:{digest}") + encoded[1:]
+
+
+def _unsaveable_part(body: dict[str, Any]) -> str:
+    """Which part of a checkpoint body cannot be encoded, in words (messages are checked when built)."""
+    policy = body["policy"]
+    parts = {
+        f"the options of policy {policy['name']!r}": policy["options"],
+        f"the state of policy {policy['name']!r} (what its state() returns)": policy["state"],
+        "the tokenizer's calibration": body["tokenizer"],
+        "the memory settings": {k: v for k, v in body.items() if k not in ("policy", "tokenizer", "messages")},
+    }
+    for part, value in parts.items():
+        try:
+            canonical({"part": value})
+        except (TypeError, ValueError, RecursionError):
+            return part
+    return "a message"
 
 
 def _prefix(stated: str) -> bytes:
@@ -225,7 +231,7 @@ def parse(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{where}: cannot migrate from version {step}: {exc!r}") from None
         document["version"] = step + 1
-    _check_body(document, where)
+    check_body(document, where)
     return document  # type: ignore[no-any-return]
 
 
@@ -233,30 +239,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _check_body(document: dict[str, Any], where: str) -> None:
-    body = document.get("memory")
-    if not isinstance(body, dict):
-        raise CheckpointError(f"{where}: missing field 'memory'")
-    for name, types in _MEMORY_FIELDS.items():
-        if name not in body:
-            raise CheckpointError(f"{where}: missing field 'memory.{name}'")
-        value = body[name]
-        if not isinstance(value, types) or isinstance(value, bool):
-            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise CheckpointError(f"{where}: memory.{name} must be {allowed}, not {type(value).__name__}")
-    policy = body["policy"]
-    if not isinstance(policy.get("name"), str):
-        raise CheckpointError(f"{where}: memory.policy.name must be a str")
-    for name in ("options", "state"):
-        if not isinstance(policy.get(name), dict):
-            raise CheckpointError(f"{where}: memory.policy.{name} must be an object")
-    if not isinstance(body["tokenizer"].get("kind"), str):
-        raise CheckpointError(f"{where}: memory.tokenizer.kind must be a str")
-
-
-def load(path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    tokenizer: Tokenizer | None = None,
+    policy: str | Policy | type[Policy] | None = None,
+) -> Memory:
     """The memory saved in ``path`` (see :meth:`Memory.load`)."""
-    return restore(read(path), where=str(path), tokenizer=tokenizer)
+    return restore(read(path), where=str(path), tokenizer=tokenizer, policy=policy)
 
 
 def restore(
@@ -264,28 +254,25 @@ def restore(
     *,
     where: str = "checkpoint",
     tokenizer: Tokenizer | None = None,
+    policy: str | Policy | type[Policy] | None = None,
 ) -> Memory:
     """A memory from a checked document; every problem becomes a :class:`CheckpointError`."""
     from ._memory import Memory
-    from ._registry import load_policy
 
     body = document["memory"]
+    with paused_gc():
+        messages = _messages(body["messages"], where)
     try:
-        with paused_gc():
-            messages = [_message(m) for m in body["messages"]]
         check_archive(messages)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{where}: bad message: {exc}"[:500]) from None
     spec = body["policy"]
-    try:
-        policy = load_policy(spec["name"], **spec["options"])
-    except Exception as exc:
-        raise CheckpointError(f"{where}: cannot rebuild policy {spec['name']!r}: {exc}"[:500]) from None
+    rebuilt = _rebuild_policy(spec, policy, where)
     if tokenizer is None:
         tokenizer = _restore_tokenizer(body["tokenizer"], where)
     try:
         memory = Memory(
-            policy,
+            rebuilt,
             max_tokens=body["max_tokens"],
             reserve_output=body["reserve_output"],
             system=body["system"],
@@ -298,31 +285,52 @@ def restore(
     try:
         with paused_gc():
             memory._apply(messages)
-        policy.load_state(spec["state"])
+        if rebuilt.name == spec["name"]:  # another policy starts afresh on the same archive
+            rebuilt.load_state(spec["state"])
     except Exception as exc:
         raise CheckpointError(f"{where}: cannot restore policy {spec['name']!r} state: {exc!r}"[:500]) from None
     memory._store.append(memory.session, messages)
     return memory
 
 
-def _message(data: Any) -> Message:
-    """``Message.from_dict`` for a dict parsed from JSON, whose ``meta`` is JSON by construction.
+def _rebuild_policy(spec: dict[str, Any], given: str | Policy | type[Policy] | None, where: str) -> Policy:
+    """The policy to restore into: the saved one by name, or the caller's (built with the saved options when it is
+    the saved policy's class)."""
+    from ._registry import load_policy
+    from .policies import Policy
 
-    Every field is validated as usual except that ``meta`` is not encoded again to prove
-    it is JSON-serialisable: it was just decoded from JSON (NaN and infinities refused).
-    """
-    if not isinstance(data, dict):
-        raise TypeError(f"a message must be a dict, not {type(data).__name__}")
-    meta = data.get("meta", {})
-    if not isinstance(meta, dict):
-        raise TypeError(f"message meta must be a dict, not {type(meta).__name__}")
-    message = Message.from_dict({key: value for key, value in data.items() if key != "meta"})
-    if meta:
-        object.__setattr__(message, "meta", meta)
-    return message
+    name, options = spec["name"], spec["options"]
+    if isinstance(given, Policy):
+        return given
+    if given is not None and not isinstance(given, str) and not (isinstance(given, type) and issubclass(given, Policy)):
+        raise TypeError(f"policy must be a policy name, a Policy class or a Policy instance, not {given!r}")
+    try:
+        if given is None or isinstance(given, str):
+            wanted = name if given is None else given
+            return load_policy(wanted, **(options if wanted == name else {}))
+        return given(**options) if given.name == name else given()
+    except UnknownPluginError as exc:
+        raise CheckpointError(
+            f"{where}: cannot rebuild policy {name!r}: {exc}; for a policy of your own, "
+            "pass its class (or an instance) as Memory.load(path, policy=...)"[:500]
+        ) from None
+    except Exception as exc:
+        raise CheckpointError(f"{where}: cannot rebuild policy {name!r}: {exc}"[:500]) from None
+
+
+def _messages(items: list[Any], where: str) -> list[Message]:
+    """The archived messages, each through ``Message`` validation like any added one."""
+    messages = []
+    for index, data in enumerate(items):
+        try:
+            messages.append(Message.from_dict(data))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise CheckpointError(f"{where}: bad message memory.messages[{index}]: {exc}"[:500]) from None
+    return messages
 
 
 def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
+    """The saved :class:`ApproxTokenizer` (its fields were checked by ``_checkpoint_schema``)."""
     if spec["kind"] != "approx":
         return ApproxTokenizer()  # an exact tokenizer comes back with its backend (Chat sets it)
     try:
@@ -333,24 +341,3 @@ def _restore_tokenizer(spec: dict[str, Any], where: str) -> Tokenizer:
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"{where}: bad tokenizer calibration: {exc}"[:500]) from None
     return tokenizer
-
-
-def check_archive(messages: list[Message]) -> None:
-    """Ids strictly increasing, turns never going back, tool results answering a call of their turn."""
-    last_id = -1
-    turn = -1
-    calls: set[str] = set()
-    for message in messages:
-        if message.id is None or message.turn is None:
-            raise ValueError("every archived message needs an id and a turn")
-        if message.id <= last_id or message.turn < 0:
-            raise ValueError(f"message id {message.id} / turn {message.turn} out of order")
-        if message.turn < turn:
-            raise ValueError(f"message {message.id} goes back to turn {message.turn}")
-        if message.role != "system" and message.turn != turn:
-            turn, calls = message.turn, set()
-        if message.role == "tool" and message.tool_call_id not in calls:
-            raise ValueError(f"tool message {message.id} answers no call of its turn")
-        if message.tool_calls:
-            calls.update(message.tool_call_ids)
-        last_id = message.id

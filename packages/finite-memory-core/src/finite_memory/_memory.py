@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._checkpoint import check_archive
+from ._checkpoint_schema import check_archive
 from ._context import Context, TurnStats
 from ._counting import TokenCounter
 from ._erasure import int_list, locked, with_tool_partners
@@ -21,6 +22,7 @@ from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
 from ._truncate import fit_messages, marked_cost
 from ._turns import Turn, TurnWindow
+from ._values import check_text
 from .policies import Policy, PolicyInput, Selection, Sliding
 from .stores import Store, StoreConflict, open_store
 from .stores._base import paused_gc, session_gone
@@ -86,10 +88,19 @@ class Memory:
             )
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a str or None, not {type(system).__name__}")
-        if max_policy_ms is not None and (not isinstance(max_policy_ms, (int, float)) or max_policy_ms <= 0):
-            raise ValueError(f"max_policy_ms must be a positive number or None, got {max_policy_ms!r}")
+        if system is not None:
+            system = check_text(system, "system")
+        if max_policy_ms is not None and (
+            not isinstance(max_policy_ms, (int, float))
+            or isinstance(max_policy_ms, bool)
+            or not 0 < max_policy_ms < math.inf
+        ):
+            raise ValueError(
+                f"max_policy_ms must be a positive number (finite, in milliseconds) or None, got {max_policy_ms!r}"
+            )
         if not isinstance(session, str) or not session:
             raise ValueError(f"session must be a non-empty string, got {session!r}")
+        session = check_text(session, "session")
 
         self.max_tokens = max_tokens
         self.reserve_output = reserve_output
@@ -580,16 +591,27 @@ class Memory:
         save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, tokenizer: Tokenizer | None = None) -> Memory:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        tokenizer: Tokenizer | None = None,
+        policy: str | Policy | type[Policy] | None = None,
+    ) -> Memory:
         """A memory restored from a checkpoint written by :meth:`save`.
 
         Raises :class:`~finite_memory.CheckpointError` saying what is wrong with a bad
         file, which is left untouched. ``tokenizer`` replaces the saved one (a checkpoint
         keeps only the calibration of an :class:`ApproxTokenizer`).
+
+        ``policy`` is for a policy that is not registered by name (a class of your own):
+        give its class, built with the saved options, or a fresh instance. The saved
+        policy state is restored when the names match; another policy (or name) starts
+        afresh on the restored archive, as when a store's session is opened with it.
         """
         from ._checkpoint import load
 
-        return load(path, tokenizer=tokenizer)
+        return load(path, tokenizer=tokenizer, policy=policy)
 
     # -- lifetime -----------------------------------------------------------------------
 

@@ -79,11 +79,6 @@ def _anthropic_blocks(message: Message) -> list[dict[str, Any]]:
 
 
 def _arguments(call: dict[str, Any]) -> dict[str, Any]:
-    raw = call["function"].get("arguments") or "{}"
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValueError(f"tool call {call['id']!r} has arguments that are not a JSON object: {str(raw)[:80]!r}")
+    """The call's arguments as an object: ``Message`` admits only JSON-object text."""
+    value: dict[str, Any] = json.loads(call["function"]["arguments"])
     return value

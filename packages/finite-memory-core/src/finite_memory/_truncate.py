@@ -11,6 +11,7 @@ MARKER = " [... {n} tokens cut by finite-memory ...] "
 def truncate_text(text: str, max_tokens: int, counter: TokenCounter) -> str:
     """``text`` cut to at most ``max_tokens`` tokens: its head and tail around a marker.
 
+    The marker says how many tokens were cut: the count of the text it replaces.
     Returns ``text`` unchanged when it fits and ``""`` when not even the marker fits.
     """
     total = counter.text(text)
@@ -19,8 +20,8 @@ def truncate_text(text: str, max_tokens: int, counter: TokenCounter) -> str:
 
     def render(keep_chars: int) -> str:
         head = keep_chars * 2 // 3
-        tail = keep_chars - head
-        return text[:head] + MARKER.format(n=total) + (text[len(text) - tail :] if tail else "")
+        tail = len(text) - (keep_chars - head)
+        return text[:head] + MARKER.format(n=counter.text(text[head:tail])) + text[tail:]
 
     if counter.text(render(0)) > max_tokens:
         return ""

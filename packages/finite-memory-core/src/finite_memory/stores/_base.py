@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
@@ -11,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from .._errors import StoreError
 from .._message import ROLES, Message
+from .._values import EMPTY, FrozenDict, loads_frozen
 
 
 class StoreConflict(StoreError):
@@ -185,16 +185,16 @@ def stored_message(
             and type(id) is int
             and type(turn) is int
         ):
-            data = _loads(meta) if meta is not None else {}
-            if type(data) is dict:
+            data = loads_frozen(meta) if meta is not None else EMPTY
+            if type(data) is FrozenDict:
                 return trusted_message(role, content, name, None, None, data, id, turn)
         return Message(
             role,
             content,
             name=name,
-            tool_calls=_loads(tool_calls) if tool_calls is not None else None,
+            tool_calls=loads_frozen(tool_calls) if tool_calls is not None else None,
             tool_call_id=tool_call_id,
-            meta=_loads(meta) if meta is not None else {},
+            meta=loads_frozen(meta) if meta is not None else EMPTY,
             id=_whole(id, "id"),
             turn=_whole(turn, "turn"),
         )
@@ -204,18 +204,6 @@ def stored_message(
 
 
 _PLAIN_ROLES = frozenset(ROLES) - {"tool"}
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-#: One decoder for every row: ``json.loads`` with an option builds a new one per call (1 s per 100,000 rows).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
-
-
-def _loads(text: str) -> Any:
-    return _DECODER.decode(text)
 
 
 def _whole(value: Any, name: str) -> int:
@@ -237,7 +225,9 @@ def trusted_message(
     """A :class:`Message` rebuilt from a row the store wrote itself, without re-validating it.
 
     Only for data that passed ``Message`` validation when it was added and has not left
-    the store since; user input always goes through ``Message(...)``.
+    the store since; user input always goes through ``Message(...)``. ``meta`` and the
+    ``tool_calls`` dicts must be read-only already (``_values.loads_frozen`` decodes a
+    stored JSON column straight into them).
     """
     message = _new(Message)
     _set(message, "role", role)
