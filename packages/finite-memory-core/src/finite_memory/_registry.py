@@ -38,6 +38,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     "stores": {
         "memory": "finite_memory.stores.memory:InMemoryStore",
         "sqlite": "finite_memory.stores.sqlite:SQLiteStore",
+        "postgresql": "finite_memory.stores.postgres:PostgresStore",
+        "postgres": "finite_memory.stores.postgres:PostgresStore",
     },
     "embedders": {"hashing": "finite_memory.embedders:HashingEmbedder"},
     "scorers": {"information": "finite_memory._information:Information"},
