@@ -39,9 +39,10 @@ class Chat:
         **backend_options: options for a backend given as a spec (``base_url``,
             ``api_key``, ``device``...).
 
-    Each turn builds a context for the new user message, calls the backend, and only
-    then archives the message and the reply: a turn that fails or is cancelled leaves
-    the memory exactly as it was. One turn at a time per ``Chat``.
+    Each turn builds a context for the new user message on a draft of the policy state,
+    calls the backend, and only then archives the message and the reply with that state:
+    a turn that fails or is cancelled leaves the memory exactly as it was, its summary and
+    layout included. One turn at a time per ``Chat``.
     """
 
     def __init__(self, backend: Backend | str, memory: Memory | None = None, **backend_options: Any) -> None:
@@ -86,7 +87,7 @@ class Chat:
 
     def _commit(self, user: Message, context: Context, completion: Completion) -> Reply:
         reply = Message("assistant", completion.text, tool_calls=completion.tool_calls)
-        self.memory.extend([user, reply])
+        self.memory.extend([user, reply], context=context)  # commits the policy state computed for this context
         prompt_tokens = completion.usage.get("prompt_tokens")
         calibrate = getattr(self.memory.tokenizer, "calibrate", None)
         if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:

@@ -36,7 +36,10 @@ class Context:
 
     ``tokens`` is counted with the memory's tokenizer and is always at most
     ``max_tokens - reserve_output``; ``included`` holds the ids of the archived
-    messages present (whole or truncated).
+    messages present (whole or truncated). ``stable_prefix`` is how many leading
+    messages are expected to be unchanged in the next turn's context: the place for a
+    prompt-cache breakpoint (Anthropic's ``cache_control``), and the part a prefix
+    cache serves again.
     """
 
     messages: list[Message]
@@ -44,6 +47,8 @@ class Context:
     included: list[int]
     stats: TurnStats
     budget: int = field(default=0)
+    stable_prefix: int = field(default=0)
+    _draft: Any = field(default=None, repr=False, compare=False)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """The messages as plain dicts (role, content, and tool fields where set)."""

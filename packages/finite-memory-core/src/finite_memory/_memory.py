@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._context import Context, TurnStats
@@ -96,6 +96,7 @@ class Memory:
         self._archived = 0  # non-system messages held in turns
         self._store = open_store(store)
         self._saved_state: str | None = None
+        self._revision = 0  # bumped whenever the policy state changes: a draft of an older one is stale
         with paused_gc():
             self._apply(self._store.messages(session))
         self._restore_state(self._store.read_state(session))
@@ -153,12 +154,19 @@ class Memory:
         """
         return self.extend([_new_message(role, content, fields)])[0]
 
-    def extend(self, messages: Iterable[Message]) -> list[Message]:
+    def extend(self, messages: Iterable[Message], *, context: Context | None = None) -> list[Message]:
         """Archive several messages at once: all of them, or none if one is invalid.
 
         With a durable store the batch is written in one transaction before this
         returns. When another writer added to the same session meanwhile, the memory
         reads what it missed and stamps the batch again after it.
+
+        ``context``: the context (built by this memory for a turn not archived yet, as
+        ``Chat`` does) that these messages answer. The policy state computed for it (a
+        summary that moved on, the layout's log) is committed with the batch, in the
+        same store transaction; without it, building that context changed nothing.
+        A context built before another commit, or before another writer's messages,
+        commits nothing: the next context is computed afresh.
         """
         batch = list(messages)
         for message in batch:
@@ -166,16 +174,20 @@ class Memory:
                 raise TypeError(f"extend() takes Message objects, not {type(message).__name__}")
         if not batch:
             return []
+        draft = self._draft_of(context)
         for _ in range(_MAX_CONFLICTS):
             stamped = self._stamp(batch)
-            state = self._changed_state()
+            state = self._changed_state(draft.state if draft is not None else None)
             try:
                 self._store.append(self.session, stamped, state=state)
             except StoreConflict:
                 self._catch_up()
+                draft = None  # computed without the messages caught up with
                 continue
             if state is not None:
                 self._saved_state = state
+            if draft is not None:
+                self._commit(draft)
             self._apply(stamped)
             self._enforce_retention()
             return stamped
@@ -192,6 +204,7 @@ class Memory:
         if not missed:
             raise StoreError(f"session {self.session!r} changed under this memory (deleted?); reopen it")
         if missed[0].id != last + 1:  # type: ignore[operator]
+            self._revision += 1
             if self._turns:
                 self._policy.on_remove(list(self._turns))
             self._messages.clear()
@@ -202,9 +215,9 @@ class Memory:
         self._apply(missed)
         self._enforce_retention()
 
-    def _changed_state(self) -> str | None:
-        """The policy's state as JSON when it changed since it was last written, else None."""
-        state = self._policy.state()
+    def _changed_state(self, draft: dict[str, Any] | None = None) -> str | None:
+        """The policy's state (or ``draft``) as JSON when it differs from what was last written, else None."""
+        state = self._policy.state() if draft is None else draft
         if not state and self._saved_state is None:
             return None
         text = json.dumps(
@@ -252,6 +265,7 @@ class Memory:
                 kept_system.append(message)
             cut += 1
         self._messages[:cut] = kept_system
+        self._revision += 1
         self._policy.on_remove(dropped)
 
     def _stamp(self, batch: list[Message]) -> list[Message]:
@@ -296,14 +310,26 @@ class Memory:
         """The messages to send now, within the budget, system first.
 
         ``query`` is what the next reply is about (the user's question); retrieval
-        policies use it, the sliding window ignores it.
+        policies use it, the sliding window ignores it. The policy state this context
+        was built with (a summary that moved on, the layout's log) is kept at once: the
+        caller is taken to send this context.
         """
         if query is not None and not isinstance(query, str):
             raise TypeError(f"query must be a str or None, not {type(query).__name__}")
-        return self._build(query, ())
+        context = self._build(query, ())
+        draft = self._draft_of(context)
+        if draft is not None:
+            self._commit(draft)
+        return context
 
     def _build(self, query: str | None, pending: Sequence[Message]) -> Context:
-        """Build a context; ``pending`` is a new turn not archived yet (``Chat`` uses it)."""
+        """Build a context on a draft of the policy state, changing nothing.
+
+        ``pending`` is a new turn not archived yet (``Chat`` uses it). The context
+        carries the draft: ``extend(messages, context=ctx)`` commits it with the
+        turn's messages, :meth:`context` at once; a context that is never sent (a failed
+        turn) leaves the memory as it was.
+        """
         counter = self._counter
         room = self.budget - counter.base()
         if pending:
@@ -317,10 +343,14 @@ class Memory:
         pinned, newest_msgs, truncated = self._fit_fixed(pinned, newest, room)
         fixed = sum(counter.message(m) for m in pinned) + sum(counter.message(m) for m in newest_msgs)
         view = PolicyInput(turns=older, budget=max(0, room - fixed), query=query, counter=counter, newest=newest)
-        selection, elapsed_ms, fallback = self._run_policy(view)
+        selection, elapsed_ms, fallback, state = self._run_policy(view)
 
-        chosen = sorted({t.number: t for t in selection.turns if t is not newest}.values(), key=lambda t: t.number)
+        chosen = [t for t in selection.turns if t is not newest and t.number != (newest.number if newest else None)]
+        chosen = list({t.number: t for t in chosen}.values())
+        if not selection.ordered:
+            chosen.sort(key=lambda t: t.number)
         prefix = list(selection.prefix)
+        planned = prefix + [m for t in chosen for m in t.messages] + newest_msgs
         while True:
             messages = pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
             tokens = counter.messages(messages)
@@ -350,7 +380,33 @@ class Memory:
             truncated=truncated,
         )
         included = [m.id for m in messages if m.id is not None]
-        return Context(messages=messages, tokens=tokens, included=included, stats=stats, budget=self.budget)
+        sent = messages[len(pinned) :]
+        stable = len(pinned) + _common(planned[: selection.stable or 0], sent)
+        return Context(
+            messages=messages,
+            tokens=tokens,
+            included=included,
+            stats=stats,
+            budget=self.budget,
+            stable_prefix=stable,
+            _draft=_Draft(id(self), self._revision, state) if state is not None else None,
+        )
+
+    def _draft_of(self, context: Context | None) -> _Draft | None:
+        """The draft ``context`` carries, when it was built by this memory on its current state."""
+        if context is None:
+            return None
+        if not isinstance(context, Context):
+            raise TypeError(f"context must be a Context built by this memory, not {type(context).__name__}")
+        draft = context._draft
+        if not isinstance(draft, _Draft) or draft.owner != id(self) or draft.revision != self._revision:
+            return None
+        return draft
+
+    def _commit(self, draft: _Draft) -> None:
+        """Make a draft's policy state the memory's own."""
+        self._policy.load_state(draft.state)
+        self._revision += 1
 
     def _fit_fixed(
         self, pinned: list[Message], newest: Turn | None, room: int
@@ -383,19 +439,31 @@ class Memory:
             truncated += 1
         return pinned, newest_msgs, truncated
 
-    def _run_policy(self, view: PolicyInput) -> tuple[Selection, float, bool]:
+    def _run_policy(self, view: PolicyInput) -> tuple[Selection, float, bool, dict[str, Any] | None]:
+        """The policy's selection, its time, whether it fell back, and the state it would commit.
+
+        The policy computes on a draft: whatever state it changed is put back as it was,
+        and returned (``None`` when unchanged) for the caller to commit with the turn.
+        """
+        policy = self._policy
+        before = policy.state()
         start = time.perf_counter()
         if self.max_policy_ms is not None:
             view.deadline = start + self.max_policy_ms / 1000
+        selection: Selection | None = None
         try:
-            selection: Selection | None = self._policy.select(view)
+            selection = policy.select(view)
         except PolicyTimeout:
-            selection = None
+            pass
+        finally:
+            after = policy.state()
+            if after != before:
+                policy.load_state(before)
         elapsed_ms = (time.perf_counter() - start) * 1000
         if selection is None or (self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms):
             view.deadline = None
-            return Sliding().select(view), elapsed_ms, True
-        return selection, elapsed_ms, False
+            return Sliding(low_water=None).select(view), elapsed_ms, True, None
+        return selection, elapsed_ms, False, after if after != before else None
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -432,6 +500,25 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A policy state computed for one context, to commit if the context is used."""
+
+    owner: int  # id() of the memory that built it
+    revision: int  # the memory's state revision it was computed from
+    state: dict[str, Any]
+
+
+def _common(a: Sequence[Message], b: Sequence[Message]) -> int:
+    """The length of the longest common prefix of two message lists."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _new_message(role: str, content: str, fields: dict[str, Any]) -> Message:
