@@ -119,8 +119,38 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     first = document["results"][2]
     assert first["policy"] == "semantic" and first["budget"] == 256
     assert f"{first['overall']:.3f}" == rows[2][2]
+    heads = lines[1].split()
+    continuity = heads.index("continuity") - 1  # "conv min/med/max" is two words in the head, one in a row
+    assert rows[2][continuity] == f"{first['continuity']:.3f}"
+    assert rows[2][continuity + 1] == f"{first['prefix_reuse_median']:.3f}/{first['prefix_reuse_mean']:.3f}"
+    assert first["options"]["retrieval_tokens"] == 600 and first["options"]["recent_turns"] == 3
     assert main([*argv, "--limit", "1", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_cli_passes_policy_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    argv = ["eval", "--dataset", "synthetic", "--policy", "semantic", "--budget", "384", "--limit", "2", "--quiet"]
+    assert main([*argv, "--option", "recent_turns=0", "--option", "low_water=null", "--json", str(out)]) == 0
+    bare = json.loads(out.read_text())["results"][0]
+    assert bare["options"]["recent_turns"] == 0 and bare["options"]["low_water"] is None
+    assert main([*argv, "--json", str(out)]) == 0
+    default = json.loads(out.read_text())["results"][0]
+    assert default["continuity"] == 1.0 > bare["continuity"] + 0.5  # continuity is what recent_turns buys
+    assert default["prefix_reuse_median"] > bare["prefix_reuse_median"]
+    assert main([*argv, "--option", "recent_turns"]) == 2
+    assert "--option takes KEY=VALUE" in capsys.readouterr().err
+    assert main([*argv, "--option", "nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_result_dict_holds_the_chat_figures_and_options(samples: list[dict[str, object]]) -> None:
+    result = evaluate(samples[:2], "sliding", 256, low_water=0.5)
+    document = result.as_dict()
+    assert document["continuity"] > 0.95  # the newest 3 exchanges, while they fit in half of a small budget
+    assert 0.5 < document["prefix_reuse_median"] <= 1 and 0 < document["prefix_reuse_mean"] <= 1
+    assert document["options"] == {"sink_turns": 0, "recent_turns": 3, "low_water": 0.5}
+    json.dumps(document)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,10 @@ from ._summary import RunningSummary, summary_floor
 #: Date-marked copies of turns kept between contexts (by turn number).
 _MARKED_CACHE = 1024
 
+#: The defaults of the options every built-in policy shares.
+RECENT_TURNS = 3
+LOW_WATER = 0.8
+
 
 @dataclass
 class Layout(Policy):
@@ -54,8 +58,8 @@ class Layout(Policy):
     """
 
     name = "layout"
-    recent_turns: int = field(default=3, kw_only=True)
-    low_water: float | None = field(default=0.8, kw_only=True)
+    recent_turns: int = field(default=RECENT_TURNS, kw_only=True)
+    low_water: float | None = field(default=LOW_WATER, kw_only=True)
     _start: int | None = field(default=None, init=False, repr=False, compare=False)
     _marked: dict[int, tuple[str, Turn]] = field(default_factory=dict, init=False, repr=False, compare=False)
 

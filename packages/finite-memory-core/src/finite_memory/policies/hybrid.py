@@ -9,7 +9,7 @@ from typing import Any
 from .._message import Message
 from .._turns import Turn
 from ._base import PolicyInput
-from ._layout import Layout
+from ._layout import LOW_WATER, RECENT_TURNS, Layout
 from ._options import check_ints, check_number
 from ._summary import RunningSummary
 from .rolling_summary import RollingSummary
@@ -65,8 +65,8 @@ class Hybrid(Layout):
     def __init__(
         self,
         *,
-        recent_turns: int = 3,
-        low_water: float | None = 0.6,
+        recent_turns: int = RECENT_TURNS,
+        low_water: float | None = LOW_WATER,
         pinned_share: float = 0.1,
         summary_share: float = 0.05,
         sink_turns: int = 0,
