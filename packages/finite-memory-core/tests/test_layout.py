@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def test_the_stable_prefix_is_kept_by_the_next_context(policy: str) -> None:
     memory = Memory(policy, max_tokens=1600, reserve_output=50, system="Be brief.")
     contexts = chat_turns(memory, 60)
     kept = promised = 0
-    for a, b in zip(contexts, contexts[1:], strict=False):
+    for a, b in itertools.pairwise(contexts):
         assert 1 <= a.stable_prefix <= len(a.messages)  # the system prompt at least
         promised += a.stable_prefix > 1
         kept += sent(b.messages)[: a.stable_prefix] == sent(a.messages)[: a.stable_prefix]
@@ -67,7 +68,7 @@ def test_between_evictions_the_previous_prompt_is_a_prefix_of_the_next(policy: s
     memory = Memory(policy, max_tokens=500, reserve_output=50, low_water=0.5)
     contexts = chat_turns(memory, 50)[1:]
     evictions = 0
-    for a, b in zip(contexts, contexts[1:], strict=False):
+    for a, b in itertools.pairwise(contexts):
         if turns_in(b.messages)[0] == turns_in(a.messages)[0]:
             assert sent(b.messages)[: len(a.messages)] == sent(a.messages)  # the new turn appended, nothing moved
         else:
@@ -109,7 +110,7 @@ def test_retrieval_takes_at_most_retrieval_tokens() -> None:
 def test_without_a_low_water_mark_the_window_slides_every_turn() -> None:
     memory = Memory("sliding", max_tokens=400, reserve_output=0, low_water=None)
     firsts = [turns_in(ctx.messages)[0] for ctx in chat_turns(memory, 40)[12:]]
-    assert all(b > a for a, b in zip(firsts, firsts[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(firsts))
     assert all(ctx.stable_prefix == 0 for ctx in chat_turns(memory, 3, start=40))
 
 
@@ -136,7 +137,7 @@ def test_hybrid_composes_semantic_and_rolling_summary() -> None:
     assert "semantic" not in options and load_policy("hybrid", **options).options() == options
     nested = Hybrid(semantic={"candidates": 8}, rolling_summary=RollingSummary(summary_tokens=64))
     assert nested.semantic.candidates == 8 and nested.summary.max_tokens == 64
-    with pytest.raises(TypeError, match="unknown hybrid options: recent_share; allowed: .*retrieval_tokens"):
+    with pytest.raises(TypeError, match=r"unknown hybrid options: recent_share; allowed: .*retrieval_tokens"):
         Hybrid(recent_share=0.1)
     with pytest.raises(TypeError, match="set them there"):
         Hybrid(semantic=Semantic(), candidates=4)
