@@ -151,7 +151,7 @@ class Layout(Policy):
         taken.update(t.number for t in window)
         used = sum(view.tokens(t) for t in window)
         wanted = self.wanted(view, min(cap, room - used), taken) if cap else []
-        body = self._fit_marked(window, sorted(wanted, key=_number), view, room)
+        body = self._fit_marked(window, wanted, view, room)
 
         prefix: list[Message] = []
         summary_tokens = 0
@@ -231,13 +231,16 @@ class Layout(Policy):
         window.reverse()
         return window
 
-    def _fit_marked(self, window: list[Turn], tail: list[Turn], view: PolicyInput, room: int) -> list[Turn]:
-        """Window and tail with their date marks, dropping the tail's last turns until the marks fit."""
+    def _fit_marked(self, window: list[Turn], wanted: list[Turn], view: PolicyInput, room: int) -> list[Turn]:
+        """The window, then ``wanted`` (most wanted first) in conversation order, with their date marks.
+
+        The least wanted turns go until the marks fit too.
+        """
         while True:
-            marked, cost = self._marked_run(window + tail, view)
-            if cost <= room or not tail:
+            marked, cost = self._marked_run(window + sorted(wanted, key=_number), view)
+            if cost <= room or not wanted:
                 return marked
-            tail = tail[:-1]
+            wanted = wanted[:-1]
 
     def _marked_run(self, run: list[Turn], view: PolicyInput) -> tuple[list[Turn], int]:
         """``run`` with each stretch of one session date opened by ``[date]``, and its cost.

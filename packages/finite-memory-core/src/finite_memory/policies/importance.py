@@ -15,7 +15,7 @@ from .._turns import Turn
 from ..scorers import Scorer
 from ._base import PolicyInput, Selection
 from ._layout import Layout
-from ._options import check_number
+from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 
 #: Messages scored together in one ``Scorer.score`` call (a neural scorer batches them).
@@ -64,11 +64,13 @@ class Importance(Layout):
     scorer: str | Scorer = "information"
     query_weight: float = 1.0
     query_pool: float = 8.0
-    retrieval_tokens: int = 600
+    retrieval_tokens: int | None = None
     _scorer: Scorer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.retrieval_tokens is not None:
+            check_ints(self, ("retrieval_tokens",), 0)
         check_number(self, "query_weight", 0)
         check_number(self, "query_pool", 0)
         self._scorer = resolve("scorers", self.scorer, Scorer, "score(texts) -> list[float]")
@@ -130,7 +132,7 @@ class Importance(Layout):
     # -- selection ----------------------------------------------------------------------
 
     def query_room(self, view: PolicyInput) -> int:
-        return self.retrieval_tokens
+        return view.budget if self.retrieval_tokens is None else self.retrieval_tokens
 
     def select(self, view: PolicyInput) -> Selection:
         self._flush()  # score what is pending even when there is nothing to choose from yet

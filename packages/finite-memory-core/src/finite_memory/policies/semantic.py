@@ -70,10 +70,12 @@ class Semantic(Layout):
     dense_pool: int = 512
     dense_weight: float | None = None
     date_key: str | None = "date_time"
-    retrieval_tokens: int = 600
+    retrieval_tokens: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.retrieval_tokens is not None:
+            check_ints(self, ("retrieval_tokens",), 0)
         check_ints(self, ("neighbours",), 0)
         check_ints(self, ("candidates", "dense_pool"), 1)
         check_number(self, "mmr_lambda", 0, 1)
@@ -106,8 +108,10 @@ class Semantic(Layout):
         return self._index.dates if self.date_key is not None else {}
 
     def query_room(self, view: PolicyInput) -> int:
-        """``retrieval_tokens`` when there is a query; none without one (the window takes the room)."""
-        return self.retrieval_tokens if view.query and view.query.strip() else 0
+        """``retrieval_tokens`` (the whole budget when None) with a query; none without one (the window takes it)."""
+        if not view.query or not view.query.strip():
+            return 0
+        return view.budget if self.retrieval_tokens is None else self.retrieval_tokens
 
     def wanted(self, view: PolicyInput, room: int, taken: set[int]) -> list[Turn]:
         """The retrieved turns of greatest total value within ``room``, most valuable first."""
