@@ -14,9 +14,17 @@ holds the pinned turns, then the *window*, then the *tail*, then the newest turn
   context, and when it outgrows its room it drops in one step to ``low_water`` of it
   (the newest turns that fit); the summary folds what it dropped at that moment only.
   Between evictions the previous prompt's head and window are a prefix of the next one.
-- the tail is what this query wants (retrieved or ranked turns), at most
-  ``retrieval_tokens``, in conversation order, and the turns just before the window if
-  room is left. It changes every turn, so it goes last.
+- the tail is what this query wants (retrieved or ranked turns), within the room the
+  window leaves and at most the policy's ``retrieval_tokens``, in conversation order. It
+  changes every turn, so it goes last.
+
+Retrieved turns were measured staying in place instead (an append-only log after the
+window: each turn appends what it retrieved that is not there yet, evictions cut from the
+front in low-water steps). On the LoCoMo dev split replayed as a chat at 2,048 tokens with
+``hybrid`` (600 retrieval tokens), median / mean prefix reuse: log 0.637 / 0.427 and tail
+0.586 / 0.536 at ``low_water=0.6``; log 0.056 / 0.204 and tail 0.615 / 0.509 at 0.8.
+Consecutive questions share only 20-35 % of their retrieved tokens, so the log fills and
+evicts every other turn; the tail keeps more of the prompt cached on average.
 """
 
 from __future__ import annotations
@@ -48,13 +56,14 @@ class Layout(Policy):
     :attr:`running_summary` (a summary of what left the context) and :meth:`dates`
     (session dates to mark). The engine places them; see the module's documentation.
 
-    Options (every built-in policy has them):
-        recent_turns: the newest turns always in the context, whatever the query, while
-            they fit in half the budget: the exchanges a reply like "yes, do that" refers
-            to. Default 3.
-        low_water: the share of the room the log is cut down to when it must evict, in
-            (0, 1); ``None`` rebuilds the context from scratch every turn (the whole room
-            filled, no prefix kept). Default 0.6.
+    Options (every built-in policy has them, keyword-only):
+        recent_turns: how many of the newest answered turns are always in the context,
+            whatever the query, while they fit in half the budget: the exchanges a reply
+            like "yes, do that" refers to (an answered newest turn counts). Default 3.
+        low_water: the share of its room the window drops to when it must evict, in
+            (0, 1); the window then grows again by appending, so the prompt keeps its
+            beginning between evictions. ``None`` drops one turn at a time instead (every
+            context as full as possible, its beginning moving every turn). Default 0.8.
     """
 
     name = "layout"
@@ -139,7 +148,7 @@ class Layout(Policy):
         recent = self._recent(view, taken)
         cap = self.query_room(view)
         limit = max(sum(view.tokens(t) for t in recent), room - cap)
-        window = self._window(view, taken, limit)
+        window = self._window(view, taken, recent, limit)
         evicted = window is None
         if window is None:  # the window outgrew its room: down to the low-water mark in one step
             target = limit if self.low_water is None else int(limit * self.low_water)
@@ -198,10 +207,11 @@ class Layout(Policy):
             left -= cost
         return recent
 
-    def _window(self, view: PolicyInput, taken: set[int], limit: int) -> list[Turn] | None:
+    def _window(self, view: PolicyInput, taken: set[int], recent: list[Turn], limit: int) -> list[Turn] | None:
         """The turns from the window's first one to the newest, or None when they outgrow ``limit``."""
-        if self._start is None or self.low_water is None:
-            return None
+        oldest = recent[-1].number if recent else None
+        if self._start is None or self.low_water is None or (oldest is not None and oldest < self._start):
+            return None  # no window yet, none wanted, or one that lost the recent turns (a stale state)
         window: list[Turn] = []
         for turn in reversed(view.turns):
             if turn.number < self._start:
