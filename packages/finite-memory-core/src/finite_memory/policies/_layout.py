@@ -137,17 +137,20 @@ class Layout(Policy):
         pinned = self.pinned(view)
         taken = {t.number for t in pinned}
         room = view.budget - sum(view.tokens(t) for t in pinned)
+        recent = self._recent(view, taken)
+        kept = sum(view.tokens(t) for t in recent)
         summary = self.running_summary
-        summary_room = self.summary_room(view.budget) if summary is not None else 0
+        summary_room = (
+            min(self.summary_room(view.budget), room - kept) if summary is not None else 0
+        )  # continuity first
         if summary_room < summary_floor(view.counter) or (
             summary is not None and summary.covered < 0 and _fits(turns, taken, view, room)
         ):
             summary_room = 0  # no room for a useful summary, or everything fits: nothing to summarize yet
         room -= summary_room
 
-        recent = self._recent(view, taken)
         cap = self.query_room(view)
-        limit = max(sum(view.tokens(t) for t in recent), room - cap)
+        limit = max(kept, room - cap)
         window = self._window(view, taken, recent, limit)
         evicted = window is None
         if window is None:  # the window outgrew its room: down to the low-water mark in one step
