@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,3 +54,13 @@ class Context:
     def as_dicts(self) -> list[dict[str, Any]]:
         """The messages as plain dicts (role, content, and tool fields where set)."""
         return [m.to_dict() for m in self.messages]
+
+
+def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """The length of the longest common prefix of two sequences (of messages, or what a backend sees of them)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._context import Context, TurnStats
+from ._context import Context, TurnStats, common_prefix
 from ._counting import TokenCounter
 from ._errors import PolicyTimeout, StoreError
 from ._message import Message
@@ -381,7 +381,7 @@ class Memory:
         )
         included = [m.id for m in messages if m.id is not None]
         sent = messages[len(pinned) :]
-        stable = len(pinned) + _common(planned[: selection.stable or 0], sent)
+        stable = len(pinned) + common_prefix(planned[: selection.stable or 0], sent)
         return Context(
             messages=messages,
             tokens=tokens,
@@ -509,16 +509,6 @@ class _Draft:
     owner: int  # id() of the memory that built it
     revision: int  # the memory's state revision it was computed from
     state: dict[str, Any]
-
-
-def _common(a: Sequence[Message], b: Sequence[Message]) -> int:
-    """The length of the longest common prefix of two message lists."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _new_message(role: str, content: str, fields: dict[str, Any]) -> Message:

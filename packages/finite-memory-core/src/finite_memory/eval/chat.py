@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._context import common_prefix
 from .._message import Message
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def replay_chat(memory: Memory, lines: Iterable[DialogueTurn]) -> ChatFigures:
         figures.continuous.append(wanted <= set(context.included))
         sent = [_key(m) for m in context.messages]
         if previous is not None and context.tokens:
-            common = _common_prefix(previous, sent)
+            common = common_prefix(previous, sent)
             figures.reuse.append(memory.tokenizer.count_messages(context.messages[:common]) / context.tokens)
         previous = sent
         memory.extend([message], context=context)
@@ -84,12 +85,3 @@ def replay_chat(memory: Memory, lines: Iterable[DialogueTurn]) -> ChatFigures:
 def _key(message: Message) -> tuple[Any, ...]:
     """What a backend receives of a message (ids and turn numbers are not sent)."""
     return (message.role, message.content, message.name, message.tool_calls, message.tool_call_id)
-
-
-def _common_prefix(a: Sequence[tuple[Any, ...]], b: Sequence[tuple[Any, ...]]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
