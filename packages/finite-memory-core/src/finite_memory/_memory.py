@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ._context import Context, TurnStats, common_prefix
 from ._counting import TokenCounter
-from ._errors import PolicyTimeout, StoreError
+from ._draft import Draft, select_on_draft
+from ._errors import StoreError
+from ._fitting import fit_budget, fit_fixed
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
-from ._truncate import fit_messages, marked_cost
 from ._turns import Turn, TurnWindow
-from .policies import Policy, PolicyInput, Selection, Sliding
+from .policies import Policy, PolicyInput
 from .stores import Store, StoreConflict, open_store
 from .stores._base import paused_gc
 
@@ -340,10 +340,10 @@ class Memory:
             older = TurnWindow(self._turns, len(self._turns) - 1)
 
         pinned = ([Message("system", self.system)] if self.system else []) + self._pinned
-        pinned, newest_msgs, truncated = self._fit_fixed(pinned, newest, room)
+        pinned, newest_msgs, truncated = fit_fixed(pinned, list(newest.messages) if newest else [], room, counter)
         fixed = sum(counter.message(m) for m in pinned) + sum(counter.message(m) for m in newest_msgs)
         view = PolicyInput(turns=older, budget=max(0, room - fixed), query=query, counter=counter, newest=newest)
-        selection, elapsed_ms, fallback, state = self._run_policy(view)
+        selection, elapsed_ms, fallback, state = select_on_draft(self._policy, view, self.max_policy_ms)
 
         chosen = [t for t in selection.turns if t is not newest and t.number != (newest.number if newest else None)]
         chosen = list({t.number: t for t in chosen}.values())
@@ -351,37 +351,19 @@ class Memory:
             chosen.sort(key=lambda t: t.number)
         prefix = list(selection.prefix)
         planned = prefix + [m for t in chosen for m in t.messages] + newest_msgs
-        while True:
-            messages = pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
-            tokens = counter.messages(messages)
-            if tokens <= self.budget:
-                break
-            if chosen:  # the estimate was off (a tokenizer that is not additive): drop the oldest
-                chosen.pop(0)
-            elif prefix:
-                prefix.clear()
-            elif newest_msgs:
-                cut = fit_messages(
-                    newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - self.budget), counter
-                )
-                truncated += 1
-                newest_msgs = cut or []
-            elif pinned:
-                pinned = []
-            else:
-                break  # an empty prompt over budget: nothing left to cut
+        fit = fit_budget(pinned, prefix, chosen, newest_msgs, self.budget, counter)
+        messages, tokens, truncated = fit.messages, fit.tokens, truncated + fit.truncated
         stats = TurnStats(
             policy=self._policy.name,
             policy_ms=elapsed_ms,
             fallback=fallback,
             candidates=len(older),
-            dropped=len(older) - len(chosen),
-            summary_tokens=selection.summary_tokens if prefix else 0,
+            dropped=len(older) - fit.turns,
+            summary_tokens=selection.summary_tokens if fit.prefix else 0,
             truncated=truncated,
         )
         included = [m.id for m in messages if m.id is not None]
-        sent = messages[len(pinned) :]
-        stable = len(pinned) + common_prefix(planned[: selection.stable or 0], sent)
+        stable = fit.pinned + common_prefix(planned[: selection.stable or 0], messages[fit.pinned :])
         return Context(
             messages=messages,
             tokens=tokens,
@@ -389,81 +371,24 @@ class Memory:
             stats=stats,
             budget=self.budget,
             stable_prefix=stable,
-            _draft=_Draft(id(self), self._revision, state) if state is not None else None,
+            _draft=Draft(id(self), self._revision, state) if state is not None else None,
         )
 
-    def _draft_of(self, context: Context | None) -> _Draft | None:
+    def _draft_of(self, context: Context | None) -> Draft | None:
         """The draft ``context`` carries, when it was built by this memory on its current state."""
         if context is None:
             return None
         if not isinstance(context, Context):
             raise TypeError(f"context must be a Context built by this memory, not {type(context).__name__}")
         draft = context._draft
-        if not isinstance(draft, _Draft) or draft.owner != id(self) or draft.revision != self._revision:
+        if not isinstance(draft, Draft) or draft.owner != id(self) or draft.revision != self._revision:
             return None
         return draft
 
-    def _commit(self, draft: _Draft) -> None:
+    def _commit(self, draft: Draft) -> None:
         """Make a draft's policy state the memory's own."""
         self._policy.load_state(draft.state)
         self._revision += 1
-
-    def _fit_fixed(
-        self, pinned: list[Message], newest: Turn | None, room: int
-    ) -> tuple[list[Message], list[Message], int]:
-        """Pinned system messages and the newest turn, cut to fit ``room`` together."""
-        counter = self._counter
-        newest_msgs = list(newest.messages) if newest else []
-        pinned_cost = sum(counter.message(m) for m in pinned)
-        newest_cost = sum(counter.message(m) for m in newest_msgs)
-        if pinned_cost + newest_cost <= room:
-            return pinned, newest_msgs, 0
-        truncated = 0
-        pinned_room = min(pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room))
-        if pinned_cost > pinned_room:
-            fitted = fit_messages(pinned, pinned_room, counter)
-            while fitted is None and len(pinned) > 1:  # too many to cut: drop the oldest added ones first
-                pinned = pinned[:1] + pinned[2:]
-                fitted = fit_messages(pinned, pinned_room, counter)
-            if fitted is None:  # its share is smaller than a marker: the system prompt still goes first
-                fitted = fit_messages(pinned, max(pinned_room, marked_cost(pinned[0], counter)), counter)
-            pinned = fitted or []
-            truncated += len(pinned)
-        newest_room = room - sum(counter.message(m) for m in pinned)
-        if newest_cost > newest_room:
-            fitted = fit_messages(newest_msgs, newest_room, counter)
-            if fitted is None:  # too many messages for even their markers: keep the question
-                questions = [m for m in newest_msgs if m.role == "user"]
-                fitted = fit_messages(questions, newest_room, counter) if questions else None
-            newest_msgs = fitted or []
-            truncated += 1
-        return pinned, newest_msgs, truncated
-
-    def _run_policy(self, view: PolicyInput) -> tuple[Selection, float, bool, dict[str, Any] | None]:
-        """The policy's selection, its time, whether it fell back, and the state it would commit.
-
-        The policy computes on a draft: whatever state it changed is put back as it was,
-        and returned (``None`` when unchanged) for the caller to commit with the turn.
-        """
-        policy = self._policy
-        before = policy.state()
-        start = time.perf_counter()
-        if self.max_policy_ms is not None:
-            view.deadline = start + self.max_policy_ms / 1000
-        selection: Selection | None = None
-        try:
-            selection = policy.select(view)
-        except PolicyTimeout:
-            pass
-        finally:
-            after = policy.state()
-            if after != before:
-                policy.load_state(before)
-        elapsed_ms = (time.perf_counter() - start) * 1000
-        if selection is None or (self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms):
-            view.deadline = None
-            return Sliding(low_water=None).select(view), elapsed_ms, True, None
-        return selection, elapsed_ms, False, after if after != before else None
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -500,15 +425,6 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Draft:
-    """A policy state computed for one context, to commit if the context is used."""
-
-    owner: int  # id() of the memory that built it
-    revision: int  # the memory's state revision it was computed from
-    state: dict[str, Any]
 
 
 def _new_message(role: str, content: str, fields: dict[str, Any]) -> Message:
