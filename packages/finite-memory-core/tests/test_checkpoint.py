@@ -47,7 +47,8 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
         250.0,
         "user-42",
     )
-    assert back.policy.name == "sliding" and back.policy.options() == {"sink_turns": 1, "low_water": None}
+    assert back.policy.name == "sliding"
+    assert back.policy.options() == {"sink_turns": 1, "recent_turns": 3, "low_water": 0.8}
     assert isinstance(back.tokenizer, ApproxTokenizer)
     assert back.tokenizer.state() == tokenizer.state()
     assert (back.tokenizer.per_message, back.tokenizer.per_prompt) == (5, 2)

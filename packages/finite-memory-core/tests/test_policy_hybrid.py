@@ -98,10 +98,10 @@ def test_pinned_share_bounds_what_pinned_turns_take() -> None:
     assert 0 < cost <= 0.2 * 400 and len(in_ctx) < 30
 
 
-def test_recent_share_keeps_the_newest_turns() -> None:
-    memory = chat(Memory("hybrid", max_tokens=600, reserve_output=0, recent_share=0.3), {})
+def test_recent_turns_are_kept_whatever_the_query() -> None:
+    memory = chat(Memory("hybrid", max_tokens=600, reserve_output=0, recent_turns=4), {})
     newest = [t.number for t in memory.turns]
-    assert set(newest[-4:-1]) <= kept(memory, "volcanoes")
+    assert set(newest[-4:]) <= kept(memory, "volcanoes")
 
 
 def test_summary_of_the_older_turns_stays_within_its_share() -> None:
@@ -144,12 +144,13 @@ def test_state_and_options_round_trip(tmp_path: Path) -> None:
     "options",
     [
         {"pinned_share": -0.1},
-        {"recent_share": 1.5},
-        {"pinned_share": 0.5, "recent_share": 0.4, "summary_share": 0.2},
+        {"summary_share": 1.5},
+        {"pinned_share": 0.9, "summary_share": 0.2},
         {"sink_turns": -1},
         {"pin_key": ""},
         {"summary_tokens": 8},
-        {"hysteresis": 0.95},
+        {"low_water": 1.0},
+        {"recent_share": 0.1},
         {"mmr_lambda": -1},
     ],
 )

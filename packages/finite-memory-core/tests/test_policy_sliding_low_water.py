@@ -30,7 +30,7 @@ def first_kept(windows: list[list[int | None]]) -> list[int | None]:
 
 
 def test_plain_window_slides_every_turn_once_full() -> None:
-    memory = Memory(Sliding(), max_tokens=400, reserve_output=0, system="Be brief.")
+    memory = Memory(Sliding(low_water=None), max_tokens=400, reserve_output=0, system="Be brief.")
     starts = first_kept(talk(memory, 40))
     full = starts[12:]
     assert all(b is not None and a is not None and b > a for a, b in itertools.pairwise(full))  # a new start every turn
@@ -69,7 +69,7 @@ def test_low_water_start_survives_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     memory.save(path)
     back = Memory.load(path)
-    assert back.policy.options() == {"sink_turns": 0, "low_water": 0.5}
+    assert back.policy.options() == {"sink_turns": 0, "recent_turns": 3, "low_water": 0.5}
     assert [m.id for m in back.context(query="q").messages] == [m.id for m in before.messages]
     assert talk(back, 10, start=25) == talk(memory, 10, start=25)
 

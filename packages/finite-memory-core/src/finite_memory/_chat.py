@@ -83,9 +83,10 @@ class Chat:
         **backend_options: options for a backend given as a spec (``base_url``,
             ``api_key``, ``device``...).
 
-    Each turn builds a context for the new messages, calls the backend, and only then
-    archives the messages and the reply: a turn that fails or is cancelled leaves the
-    memory exactly as it was. One turn at a time per ``Chat``.
+    Each turn builds a context for the new messages on a draft of the policy state, calls
+    the backend, and only then archives the messages and the reply with that state: a turn
+    that fails or is cancelled leaves the memory exactly as it was, its summary and layout
+    included. One turn at a time per ``Chat``.
 
     The tool loop: when a reply has ``tool_calls``, run them and send their results with
     ``chat.send(tool_results={call_id: result, ...})`` (or ``stream``, ``asend``,
@@ -270,7 +271,7 @@ class Chat:
         calibrate = getattr(self.memory.tokenizer, "calibrate", None)
         if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:
             calibrate([*turn.context.messages, *turn.extra_text], prompt_tokens)  # before extend: stored with the turn
-        self.memory.extend([*turn.pending, reply])
+        self.memory.extend([*turn.pending, reply], context=turn.context)  # commits the draft built for it
         context = self.last_context = turn.context
         stats = {
             **context.stats.as_dict(),

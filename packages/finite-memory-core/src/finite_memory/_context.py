@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,8 +39,9 @@ class Context:
     ``tokens`` is counted with the memory's tokenizer and is always at most
     ``max_tokens - reserve_output``; ``included`` holds the ids of the archived
     messages present (whole or truncated). ``stable_prefix`` is how many leading
-    messages are expected unchanged next turn, where a backend can end a prompt-cache
-    prefix (Anthropic ``cache_control``).
+    messages are expected to be unchanged in the next turn's context: the place for a
+    prompt-cache breakpoint (Anthropic's ``cache_control``), and the part a prefix
+    cache serves again.
     """
 
     messages: list[Message]
@@ -48,6 +50,7 @@ class Context:
     stats: TurnStats
     budget: int = field(default=0)
     stable_prefix: int = field(default=0)
+    _draft: Any = field(default=None, repr=False, compare=False)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """The messages in the archive's form (``Message.to_dict``): ``id``, ``turn`` and ``meta`` included.
@@ -63,3 +66,13 @@ class Context:
     def to_anthropic(self) -> dict[str, Any]:
         """``system`` and ``messages``: ``client.messages.create(model=..., max_tokens=..., **ctx.to_anthropic())``."""
         return to_anthropic(self.messages)
+
+
+def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """The length of the longest common prefix of two sequences (of messages, or what a backend sees of them)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

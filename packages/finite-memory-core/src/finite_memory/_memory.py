@@ -14,16 +14,17 @@ from dataclasses import replace
 from typing import Any
 
 from ._checkpoint_schema import check_archive
-from ._context import Context, TurnStats
+from ._context import Context, TurnStats, common_prefix
 from ._counting import TokenCounter
+from ._draft import Draft, select_on_draft
 from ._erasure import int_list, locked, with_tool_partners
-from ._errors import PolicyTimeout, StoreError
+from ._errors import StoreError
+from ._fitting import fit_budget, fit_fixed
 from ._message import Message
 from ._tokenizer import ApproxTokenizer, Tokenizer
-from ._truncate import fit_messages, marked_cost
 from ._turns import Turn, TurnWindow
 from ._values import check_text
-from .policies import Policy, PolicyInput, Selection, Sliding
+from .policies import Policy, PolicyInput
 from .stores import Store, StoreConflict, open_store
 from .stores._base import paused_gc, session_gone
 
@@ -119,6 +120,7 @@ class Memory:
         self._store = open_store(store)
         self._owns_store = not isinstance(store, Store)  # opened from a URL: close() closes it
         self._saved_state: str | None = None
+        self._revision = 0  # bumped whenever the policy state changes: a draft of an older one is stale
         try:
             self._load_session()
         except BaseException:
@@ -180,12 +182,19 @@ class Memory:
         return self.extend([_new_message(role, content, fields)])[0]
 
     @locked
-    def extend(self, messages: Iterable[Message]) -> list[Message]:
+    def extend(self, messages: Iterable[Message], *, context: Context | None = None) -> list[Message]:
         """Archive several messages at once: all of them, or none if one is invalid.
 
         With a durable store the batch is written in one transaction before this
         returns. When another writer added to the same session meanwhile, the memory
         reads what it missed and stamps the batch again after it.
+
+        ``context``: the context (built by this memory for a turn not archived yet, as
+        ``Chat`` does) that these messages answer. The policy state computed for it (a
+        summary that moved on, the layout's log) is committed with the batch, in the
+        same store transaction; without it, building that context changed nothing.
+        A context built before another commit, or before another writer's messages,
+        commits nothing: the next context is computed afresh.
         """
         batch = list(messages)
         for message in batch:
@@ -193,19 +202,23 @@ class Memory:
                 raise TypeError(f"extend() takes Message objects, not {type(message).__name__}")
         if not batch:
             return []
+        draft = self._draft_of(context)
         for attempt in range(_MAX_CONFLICTS):
             stamped = self._stamp(batch)
-            state = self._changed_state()
+            state = self._changed_state(draft.state if draft is not None else None)
             try:
                 self._store.append(self.session, stamped, state=state, create=not self._exists)
             except StoreConflict as conflict:
                 if attempt:  # lost twice in a row: a hot session; spread the writers out
                     time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, 0.0005 * 2**attempt)))
                 self._catch_up(conflict.expected)
+                draft = None  # computed without the messages caught up with
                 continue
             self._exists = True
             if state is not None:
                 self._saved_state = state
+            if draft is not None:
+                self._commit(draft)
             self._apply(stamped)
             self._enforce_retention()
             return stamped
@@ -259,6 +272,7 @@ class Memory:
             return
         if self._exists and self._store.next_id(self.session) is None:
             raise StoreError(session_gone(self.session, repr(self._store)))
+        self._revision += 1
         if self._turns:
             self._policy.on_remove(list(self._turns))
         self._messages.clear()
@@ -316,6 +330,7 @@ class Memory:
                 self._policy.load_state(before)  # nothing was erased: leave everything as it was
                 raise
             self._drop(erase)
+            self._revision += 1  # a draft built before this may quote what was erased
             self._saved_state = state
             if next_id == self._next_id + 1:  # no other writer in between: nothing to catch up on
                 self._next_id = next_id
@@ -345,9 +360,9 @@ class Memory:
                     self._policy.on_add(rest, message)
         self._turns[:] = turns
 
-    def _changed_state(self) -> str | None:
-        """The policy's state (and the tokenizer's calibration) as JSON when it changed since last written."""
-        state = self._policy.state()
+    def _changed_state(self, draft: dict[str, Any] | None = None) -> str | None:
+        """The policy's state (or ``draft``) and the calibration as JSON when it changed since last written."""
+        state = self._policy.state() if draft is None else draft
         calibration = self._calibration()
         if not state and not calibration and self._saved_state is None:
             return None
@@ -414,6 +429,7 @@ class Memory:
                 kept_system.append(message)
             cut += 1
         self._messages[:cut] = kept_system
+        self._revision += 1
         self._policy.on_remove(dropped)
 
     def _stamp(self, batch: list[Message]) -> list[Message]:
@@ -460,21 +476,31 @@ class Memory:
         """The messages to send now, within the budget, system first.
 
         ``query`` is what the next reply is about (the user's question); retrieval
-        policies use it, the sliding window ignores it.
+        policies use it, the sliding window ignores it. The policy state this context
+        was built with (a summary that moved on, the layout's log) is kept at once: the
+        caller is taken to send this context.
         """
         if query is not None and not isinstance(query, str):
             raise TypeError(f"query must be a str or None, not {type(query).__name__}")
-        return self._build(query, ())
+        with self._lock:  # built and committed as one step: no other thread's draft in between
+            context = self._build(query, ())
+            draft = self._draft_of(context)
+            if draft is not None:
+                self._commit(draft)
+        return context
 
     @locked
     def _build(
         self, query: str | None, pending: Sequence[Message], *, budget: int | None = None, continues: bool = False
     ) -> Context:
-        """Build a context; ``pending`` is a new turn not archived yet (``Chat`` uses it).
+        """Build a context on a draft of the policy state, changing nothing.
 
-        ``continues``: ``pending`` goes on the newest archived turn (tool results) instead
-        of starting one. ``budget`` replaces :attr:`budget` for this context (``Chat``
-        leaves room for tool schemas, or shrinks after a context-length error).
+        ``pending`` is a new turn not archived yet (``Chat`` uses it); ``continues``: it goes
+        on the newest archived turn (tool results) instead of starting one. ``budget``
+        replaces :attr:`budget` for this context (``Chat`` leaves room for tool schemas, or
+        shrinks after a context-length error). The context carries the draft:
+        ``extend(messages, context=ctx)`` commits it with the turn's messages, :meth:`context`
+        at once; a context that is never sent (a failed turn) leaves the memory as it was.
         """
         counter = self._counter
         budget = self.budget if budget is None else min(self.budget, budget)
@@ -491,91 +517,55 @@ class Memory:
             older = TurnWindow(self._turns, len(self._turns) - 1)
 
         pinned = ([Message("system", self.system)] if self.system else []) + self._pinned
-        pinned, newest_msgs, truncated = self._fit_fixed(pinned, newest, room)
+        pinned, newest_msgs, truncated = fit_fixed(pinned, list(newest.messages) if newest else [], room, counter)
         fixed = sum(counter.message(m) for m in pinned) + sum(counter.message(m) for m in newest_msgs)
         view = PolicyInput(turns=older, budget=max(0, room - fixed), query=query, counter=counter, newest=newest)
-        selection, elapsed_ms, fallback = self._run_policy(view)
+        selection, elapsed_ms, fallback, state = select_on_draft(self._policy, view, self.max_policy_ms)
 
-        chosen = sorted({t.number: t for t in selection.turns if t is not newest}.values(), key=lambda t: t.number)
+        chosen = [t for t in selection.turns if t is not newest and t.number != (newest.number if newest else None)]
+        chosen = list({t.number: t for t in chosen}.values())
+        if not selection.ordered:
+            chosen.sort(key=lambda t: t.number)
         prefix = list(selection.prefix)
-        while True:
-            messages = pinned + prefix + [m for t in chosen for m in t.messages] + newest_msgs
-            tokens = counter.messages(messages)
-            if tokens <= budget:
-                break
-            if chosen:  # the estimate was off (a tokenizer that is not additive): drop the oldest
-                chosen.pop(0)
-            elif prefix:
-                prefix.clear()
-            elif newest_msgs:
-                cut = fit_messages(
-                    newest_msgs, sum(counter.message(m) for m in newest_msgs) - (tokens - budget), counter
-                )
-                truncated += 1
-                newest_msgs = cut or []
-            elif pinned:
-                pinned = []
-            else:
-                break  # an empty prompt over budget: nothing left to cut
+        planned = prefix + [m for t in chosen for m in t.messages] + newest_msgs
+        fit = fit_budget(pinned, prefix, chosen, newest_msgs, budget, counter)
+        messages, tokens, truncated = fit.messages, fit.tokens, truncated + fit.truncated
         stats = TurnStats(
             policy=self._policy.name,
             policy_ms=elapsed_ms,
             fallback=fallback,
             candidates=len(older),
-            dropped=len(older) - len(chosen),
-            summary_tokens=selection.summary_tokens if prefix else 0,
+            dropped=len(older) - fit.turns,
+            summary_tokens=selection.summary_tokens if fit.prefix else 0,
             truncated=truncated,
         )
         included = [m.id for m in messages if m.id is not None]
-        stable = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+        stable = fit.pinned + common_prefix(planned[: selection.stable or 0], messages[fit.pinned :])
         return Context(
-            messages=messages, tokens=tokens, included=included, stats=stats, budget=budget, stable_prefix=stable
+            messages=messages,
+            tokens=tokens,
+            included=included,
+            stats=stats,
+            budget=budget,
+            stable_prefix=stable,
+            _draft=Draft(id(self), self._revision, state) if state is not None else None,
         )
 
-    def _fit_fixed(
-        self, pinned: list[Message], newest: Turn | None, room: int
-    ) -> tuple[list[Message], list[Message], int]:
-        """Pinned system messages and the newest turn, cut to fit ``room`` together."""
-        counter = self._counter
-        newest_msgs = list(newest.messages) if newest else []
-        pinned_cost = sum(counter.message(m) for m in pinned)
-        newest_cost = sum(counter.message(m) for m in newest_msgs)
-        if pinned_cost + newest_cost <= room:
-            return pinned, newest_msgs, 0
-        truncated = 0
-        pinned_room = min(pinned_cost, max(room - newest_cost, room // 2 if newest_msgs else room))
-        if pinned_cost > pinned_room:
-            fitted = fit_messages(pinned, pinned_room, counter)
-            while fitted is None and len(pinned) > 1:  # too many to cut: drop the oldest added ones first
-                pinned = pinned[:1] + pinned[2:]
-                fitted = fit_messages(pinned, pinned_room, counter)
-            if fitted is None:  # its share is smaller than a marker: the system prompt still goes first
-                fitted = fit_messages(pinned, max(pinned_room, marked_cost(pinned[0], counter)), counter)
-            pinned = fitted or []
-            truncated += len(pinned)
-        newest_room = room - sum(counter.message(m) for m in pinned)
-        if newest_cost > newest_room:
-            fitted = fit_messages(newest_msgs, newest_room, counter)
-            if fitted is None:  # too many messages for even their markers: keep the question
-                questions = [m for m in newest_msgs if m.role == "user"]
-                fitted = fit_messages(questions, newest_room, counter) if questions else None
-            newest_msgs = fitted or []
-            truncated += 1
-        return pinned, newest_msgs, truncated
+    def _draft_of(self, context: Context | None) -> Draft | None:
+        """The draft ``context`` carries, when it was built by this memory on its current state."""
+        if context is None:
+            return None
+        if not isinstance(context, Context):
+            raise TypeError(f"context must be a Context built by this memory, not {type(context).__name__}")
+        draft = context._draft
+        if not isinstance(draft, Draft) or draft.owner != id(self) or draft.revision != self._revision:
+            return None
+        return draft
 
-    def _run_policy(self, view: PolicyInput) -> tuple[Selection, float, bool]:
-        start = time.perf_counter()
-        if self.max_policy_ms is not None:
-            view.deadline = start + self.max_policy_ms / 1000
-        try:
-            selection: Selection | None = self._policy.select(view)
-        except PolicyTimeout:
-            selection = None
-        elapsed_ms = (time.perf_counter() - start) * 1000
-        if selection is None or (self.max_policy_ms is not None and elapsed_ms > self.max_policy_ms):
-            view.deadline = None
-            return Sliding().select(view), elapsed_ms, True
-        return selection, elapsed_ms, False
+    def _commit(self, draft: Draft) -> None:
+        """Make a draft's policy state the memory's own."""
+        self._policy.load_state(draft.state)
+        self._revision += 1
 
     # -- checkpoints ------------------------------------------------------------------
 

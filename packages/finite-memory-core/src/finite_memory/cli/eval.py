@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..eval.runner import CATEGORIES, ProgressBar, RunResult, Skipped, evaluate, load_dataset, skipped_questions
 from ._args import at_least, flag, writable_file, write_output
@@ -17,9 +18,12 @@ SHOWN_SKIPS = 10
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "eval",
-        help="measure evidence recall of policies on a LoCoMo-format dataset",
+        help="measure evidence recall, continuity and prefix reuse of policies on a LoCoMo-format dataset",
         description="Replay each conversation into a memory, ask each question (categories 1-4) with "
-        "context(query=question) at each budget, and report the share of evidence lines in the context.",
+        "context(query=question) at each budget, and report the share of evidence lines in the context; "
+        "then replay it as a chat (each user line builds its context before it is archived) and report "
+        "continuity (user lines whose 6 preceding lines are all in the context) and prefix reuse (share of a "
+        "context's tokens in the longest common message prefix with the previous one).",
     )
     parser.add_argument("--dataset", help="a LoCoMo JSON file, or 'synthetic' for the seeded generator")
     parser.add_argument("--policy", default="semantic", help="policy names, comma-separated (default: semantic)")
@@ -33,6 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="compare two --json results instead of running (with --html: a side-by-side page)",
     )
     parser.add_argument("--limit", type=at_least(1), metavar="K", help="only the first K conversations")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a policy option for every policy run, repeatable (--option recent_turns=2 --option low_water=0.6); "
+        "values are read as JSON when they parse (numbers, true, null), else as text",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run)
 
@@ -54,6 +66,19 @@ def _budgets(text: str) -> list[int]:
     return budgets
 
 
+def _options(items: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.strip()] = text
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     json_out = writable_file(args.json_out, "--json") if args.json_out else None  # fail now, not after the run
     html_out = writable_file(args.html_out, "--html") if args.html_out else None
@@ -64,11 +89,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset is None:
         raise ValueError("argument --dataset: required (or --compare A B)")
     policies, budgets = _names(args.policy), _budgets(args.budget)
+    with flag("--option"):
+        options = _options(args.option)
     from .._registry import load_policy
 
     for name in policies:
         with flag("--policy"):
-            load_policy(name)  # an unknown name fails now, listing what is installed
+            load_policy(name, **options)  # an unknown name or option fails now, saying what is allowed
     with flag("--dataset"):
         samples = load_dataset(args.dataset, args.limit)
     skipped = skipped_questions(samples)
@@ -82,14 +109,16 @@ def run(args: argparse.Namespace) -> int:
             bar = ProgressBar(label)
         elif not args.quiet:
             print(label, file=sys.stderr)  # a log, not a terminal: one line per run
-        results.append(evaluate(samples, name, budget, progress=bar))
+        results.append(evaluate(samples, name, budget, progress=bar, **options))
     print(table(results, args.dataset, len(samples)))
     if json_out or html_out:
         from ..eval.report import render_report
         from ..eval.results import document
 
-        options = {"policies": policies, "budgets": budgets, **({"limit": args.limit} if args.limit else {})}
-        doc = document(args.dataset, len(samples), results, skipped, options)
+        settings: dict[str, Any] = {"policies": policies, "budgets": budgets, "policy_options": options}
+        if args.limit:
+            settings["limit"] = args.limit
+        doc = document(args.dataset, len(samples), results, skipped, settings)
         if json_out:
             write_output(json_out, json.dumps(doc, indent=2) + "\n", "--json")
         if html_out:
@@ -121,7 +150,8 @@ def _compare(paths: list[str], html_out: Path | None) -> int:
 
 def table(results: list[RunResult], dataset: str, conversations: int) -> str:
     """The results as a fixed-width text table, one row per policy and budget."""
-    heads = ["policy", "budget", "recall", *(CATEGORIES[c] for c in CATEGORIES), "conv min/med/max", "ms/add", "ms/ctx"]
+    heads = ["policy", "budget", "recall", *(CATEGORIES[c] for c in CATEGORIES), "conv min/med/max"]
+    heads += ["continuity", "reuse med/mean", "ms/add", "ms/ctx"]
     rows = []
     for r in results:
         low, mid, high = r.spread()
@@ -133,12 +163,17 @@ def table(results: list[RunResult], dataset: str, conversations: int) -> str:
                 f"{r.overall:.3f}",
                 *cats,
                 f"{low:.3f}/{mid:.3f}/{high:.3f}",
+                f"{r.continuity:.3f}",
+                f"{r.prefix_reuse_median:.3f}/{r.prefix_reuse_mean:.3f}",
                 f"{r.add_ms:.3f}",
                 f"{r.context_ms:.2f}",
             ]
         )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
-    lines = [f"evidence recall on {dataset} ({conversations} conversations, {results[0].questions} questions)"]
+    lines = [
+        f"evidence recall on {dataset} ({conversations} conversations, {results[0].questions} questions); "
+        "continuity and prefix reuse from a chat replay of them"
+    ]
     lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip())
     lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return "\n".join(lines)

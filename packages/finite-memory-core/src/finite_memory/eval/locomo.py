@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 _SESSION = re.compile(r"^session_(\d+)$")
 
@@ -14,7 +14,7 @@ _SESSION = re.compile(r"^session_(\d+)$")
 class DialogueTurn:
     """One line of a LoCoMo conversation, as the memory receives it."""
 
-    role: str  # "user" for speaker A, "assistant" for speaker B
+    role: Literal["user", "assistant"]  # "user" for speaker A, "assistant" for speaker B
     content: str  # "<speaker>: <text>"
     dia_id: str
     session: int
@@ -35,5 +35,5 @@ def dialogue(sample: dict[str, Any]) -> Iterator[DialogueTurn]:
             text = line["text"]
             if line.get("blip_caption"):
                 text = f"{text} [shares a photo: {line['blip_caption']}]"
-            role = "user" if line["speaker"] == speaker_a else "assistant"
+            role: Literal["user", "assistant"] = "user" if line["speaker"] == speaker_a else "assistant"
             yield DialogueTurn(role, f"{line['speaker']}: {text}", line["dia_id"], number, date_time)

@@ -1,6 +1,6 @@
-"""Replay conversations into a ``Memory`` and measure evidence recall and latency.
+"""Replay conversations into a ``Memory`` and measure evidence recall, continuity, prefix reuse and latency.
 
-The protocol: every line of a conversation is archived in order (speaker A as
+The recall protocol: every line of a conversation is archived in order (speaker A as
 ``user``, speaker B as ``assistant``, ``"<speaker>: <text>"``, the session date in
 ``meta["date_time"]``); then each question of categories 1 to 4 builds
 ``context(query=question)`` with a context budget of ``budget`` tokens
@@ -8,6 +8,10 @@ The protocol: every line of a conversation is archived in order (speaker A as
 evidence lines whose message is in ``ctx.included``. Evidence ids that name no line
 of the conversation are left out; a question left with none is skipped
 (:func:`skipped_questions` lists them, with the reason).
+
+The chat protocol (:mod:`finite_memory.eval.chat`): the same conversation replayed into
+a fresh memory as a live chat, each user line building its context before it is
+archived; continuity and prefix reuse are measured on those contexts.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .chat import ChatFigures, replay_chat
 from .locomo import dialogue
 
 #: LoCoMo's question categories with an answer in the conversation.
@@ -27,10 +32,14 @@ CATEGORIES: dict[int, str] = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4
 
 @dataclass
 class RunResult:
-    """Recall and latency of one policy at one budget over a dataset.
+    """Recall, chat figures and latency of one policy at one budget over a dataset.
 
     ``by_category`` maps a category number to its mean recall; ``by_conversation``
     maps a sample id to its mean recall; ``overall`` is the mean over all questions.
+    ``continuity`` is the share of the chat replay's user lines whose preceding lines
+    were all in their context; ``prefix_reuse_median`` and ``prefix_reuse_mean`` are the
+    share of a context's tokens in the longest common message prefix with the previous
+    one; ``options`` are the policy's options, defaults included.
     """
 
     policy: str
@@ -42,6 +51,10 @@ class RunResult:
     add_ms: float
     context_ms: float
     counts: dict[int, int] = field(default_factory=dict)
+    continuity: float = 0.0
+    prefix_reuse_median: float = 0.0
+    prefix_reuse_mean: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
 
     def spread(self) -> tuple[float, float, float]:
         """Min, median and max of the per-conversation recall."""
@@ -63,6 +76,10 @@ class RunResult:
             "questions": self.questions,
             "add_ms": self.add_ms,
             "context_ms": self.context_ms,
+            "continuity": self.continuity,
+            "prefix_reuse_median": self.prefix_reuse_median,
+            "prefix_reuse_mean": self.prefix_reuse_mean,
+            "options": self.options,
         }
 
 
@@ -105,23 +122,26 @@ def evaluate(
     progress: Callable[[int, int, str], None] | None = None,
     **policy_options: Any,
 ) -> RunResult:
-    """Replay ``samples`` (LoCoMo conversations) into one memory each and score recall.
+    """Replay ``samples`` (LoCoMo conversations) into memories: recall at the end, and a chat replay.
 
-    ``progress(done, total, label)`` is called after each question asked; ``total``
-    leaves out the :func:`skipped_questions`.
+    ``progress(done, total, label)`` is called after each question asked and each
+    conversation's chat replay; ``total`` leaves out the :func:`skipped_questions`.
     """
     from .._memory import Memory
 
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 32:
         raise ValueError(f"budget must be an int >= 32, got {budget!r}")
-    total = sum(len(_questions(sample)) for sample in samples) - len(skipped_questions(samples))
+    total = sum(len(_questions(sample)) + 1 for sample in samples) - len(skipped_questions(samples))
     done = 0
     recalls: list[tuple[str, int, float]] = []
     add_time = context_time = 0.0
     adds = contexts = 0
+    chat = ChatFigures()
+    options: dict[str, Any] = {}
     for sample in samples:
         sample_id = str(sample.get("sample_id", f"#{len(recalls)}"))
         memory = Memory(policy, max_tokens=budget, reserve_output=0, **policy_options)
+        options = _options_of(memory)
         where: dict[str, int] = {}
         for line in dialogue(sample):
             meta = {"dia_id": line.dia_id}
@@ -146,6 +166,11 @@ def evaluate(
             included = set(ctx.included)
             recalls.append((sample_id, int(qa["category"]), sum(e in included for e in evidence) / len(evidence)))
         memory.close()
+        with Memory(policy, max_tokens=budget, reserve_output=0, **policy_options) as replay:
+            chat.merge(replay_chat(replay, dialogue(sample)))
+        done += 1
+        if progress is not None:
+            progress(done, total, f"{sample_id} (chat)")
     return RunResult(
         policy=policy,
         budget=budget,
@@ -158,7 +183,19 @@ def evaluate(
         add_ms=add_time * 1000 / max(1, adds),
         context_ms=context_time * 1000 / max(1, contexts),
         counts={c: sum(1 for _, cat, _ in recalls if cat == c) for c in sorted({c for _, c, _ in recalls})},
+        continuity=chat.continuity,
+        prefix_reuse_median=chat.reuse_median,
+        prefix_reuse_mean=chat.reuse_mean,
+        options=options,
     )
+
+
+def _options_of(memory: Any) -> dict[str, Any]:
+    """The policy's options for the report; an option that is an unregistered instance shows as its repr."""
+    try:
+        return dict(memory.policy.options())
+    except TypeError:
+        return {f: repr(getattr(memory.policy, f, None)) for f in getattr(memory.policy, "__dataclass_fields__", {})}
 
 
 def _questions(sample: dict[str, Any]) -> list[dict[str, Any]]:

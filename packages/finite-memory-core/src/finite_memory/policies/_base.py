@@ -41,15 +41,20 @@ class PolicyInput:
 
 @dataclass
 class Selection:
-    """A policy's answer: older turns to keep (any order) and extra messages.
+    """A policy's answer: older turns to keep and extra messages.
 
     ``prefix`` messages (a running summary, say) go right after the system messages;
-    their cost must be inside the policy's budget.
+    their cost must be inside the policy's budget. ``turns`` go in conversation order
+    unless ``ordered`` is true, when they go in the order given (the layout engine's).
+    ``stable`` is how many leading messages of ``prefix``, ``turns`` and the newest turn
+    are expected to stay unchanged next turn (``None``: none of them).
     """
 
     turns: list[Turn]
     prefix: list[Message] = field(default_factory=list)
     summary_tokens: int = 0
+    ordered: bool = False
+    stable: int | None = None
 
 
 class Policy:

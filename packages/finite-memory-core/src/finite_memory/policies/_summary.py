@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._counting import TokenCounter
+from .._errors import PolicyTimeout
 from .._message import Message
 from .._salience import LABEL
 from .._turns import Turn
 from ..summarizers import Summarizer
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 #: The most chunks of a backlog folded at once; older turns of a longer backlog are skipped.
 BACKLOG_CHUNKS = 32
@@ -24,19 +29,24 @@ _CACHED = 16
 HEADER = "Summary of the earlier conversation:\n"
 
 
+def summary_floor(counter: TokenCounter) -> int:
+    """The smallest room worth giving a summary: its header and half a ``_STEP`` of text."""
+    return counter.message(Message("system", HEADER)) + _STEP // 2
+
+
 class RunningSummary:
     """The summary of every turn up to ``covered``, never more than ``max_tokens`` as a message.
 
     Turns are folded in oldest first, in chunks of at most ``chunk_tokens`` of text, so a
-    summarizer never sees more than that at once (plus the previous summary). :meth:`advance` adds hysteresis: once
-    a turn older than the recent window is still outside the summary, it folds up to the
-    low-water mark, so the summarizer runs once per ``window - low_water`` tokens of new
-    conversation rather than once a turn. Policies compose it (``rolling_summary``,
-    ``hybrid``); :meth:`state` is what a checkpoint keeps. Inside a policy's ``select``::
+    summarizer never sees more than that at once (plus the previous summary). The layout
+    engine (:class:`~finite_memory.policies._layout.Layout`) calls :meth:`fold_until` only
+    when it rebuilds the context in a low-water step, so the summarizer runs once per
+    eviction, not once a turn; :meth:`state` is what a checkpoint keeps.
 
-        summary.advance(view.turns, window_start, low_water, view.counter)  # fold what left the window
-        message, cost = summary.message(room_for_summary, view.counter)  # None, 0 when empty
-        return Selection(turns=..., prefix=[message] if message else [], summary_tokens=cost)
+    With a deadline (``max_policy_ms``), the summarizer runs on a worker thread and is
+    waited for until the deadline only: past it, :class:`~finite_memory.PolicyTimeout`
+    is raised (the turn falls back to the sliding window) while the call finishes in the
+    background, and its result is used by the next turn that folds the same text.
     """
 
     def __init__(self, summarizer: Summarizer, max_tokens: int, chunk_tokens: int) -> None:
@@ -47,36 +57,31 @@ class RunningSummary:
         self.covered = -1  # the number of the newest turn folded in
         self.calls = 0  # summarizer calls made by this object (not saved)
         self._messages: dict[tuple[str, object, int], tuple[Message | None, int]] = {}  # message() cache
+        self._results: dict[tuple[Any, ...], Future[str]] = {}  # summarizer calls by their arguments
+        self._worker: ThreadPoolExecutor | None = None
 
-    def advance(self, turns: Sequence[Turn], window_start: int, low_water: int, counter: TokenCounter) -> bool:
-        """Fold the turns of ``turns[:window_start]`` not summarized yet, and then some.
+    def fold_until(
+        self, turns: Sequence[Turn], start: int, counter: TokenCounter, deadline: float | None = None
+    ) -> bool:
+        """Fold the turns of ``turns[:start]`` not summarized yet; returns whether the summary changed.
 
-        ``turns`` are oldest first and ``turns[window_start:]`` is the recent window the
-        caller shows. When an older turn is missing from the summary, the oldest turns of
-        the window are folded too, until what stays unsummarized costs at most
-        ``low_water`` tokens. Returns whether the summary changed.
-
-        A backlog longer than ``BACKLOG_CHUNKS`` chunks (a policy put on a long archive,
-        a first context after thousands of messages) is summarized from its newest
-        chunks only, so one call never costs more than that many summarizer calls.
+        ``turns`` are oldest first. A backlog longer than ``BACKLOG_CHUNKS`` chunks (a
+        policy put on a long archive, a first context after thousands of messages) is
+        summarized from its newest chunks only, so one call never costs more than that
+        many summarizer calls.
         """
-        if window_start <= 0 or turns[window_start - 1].number <= self.covered:
+        if start <= 0 or turns[start - 1].number <= self.covered:
             return False
-        cut = window_start
-        tail = sum(t.tokens(counter) for t in turns[window_start:])
-        while cut < len(turns) and tail > low_water:
-            tail -= turns[cut].tokens(counter)
-            cut += 1
-        first, backlog = cut, 0
+        first, backlog = start, 0
         while first > 0 and turns[first - 1].number > self.covered:
             backlog += turns[first - 1].tokens(counter)
             if backlog > self.chunk_tokens * BACKLOG_CHUNKS:
                 break  # a backlog this long is summarized from its newest part only
             first -= 1
-        self.fold(turns[first:cut], counter)
+        self.fold(turns[first:start], counter, deadline)
         return True
 
-    def fold(self, turns: Sequence[Turn], counter: TokenCounter) -> None:
+    def fold(self, turns: Sequence[Turn], counter: TokenCounter, deadline: float | None = None) -> None:
         """Fold ``turns`` (oldest first, all newer than ``covered``) into the summary.
 
         Each message goes to the summarizer as ``"speaker: text"`` (its name or role
@@ -97,28 +102,59 @@ class RunningSummary:
                 if cost > self.chunk_tokens:
                     text, cost = text[: len(text) * self.chunk_tokens // cost], self.chunk_tokens
                 if chunk and size + cost > self.chunk_tokens:
-                    self._fold_chunk(chunk, turn.number - 1, counter)
+                    self._fold_chunk(chunk, turn.number - 1, counter, deadline)
                     chunk, size = [], 0
                 chunk.append(text)
                 size += cost
         if turns:
-            self._fold_chunk(chunk, turns[-1].number, counter)
+            self._fold_chunk(chunk, turns[-1].number, counter, deadline)
 
-    def _fold_chunk(self, texts: list[str], upto: int, counter: TokenCounter) -> None:
+    def _fold_chunk(self, texts: list[str], upto: int, counter: TokenCounter, deadline: float | None) -> None:
         if texts:
-            self.text = self._fit(self.text, texts, self.max_tokens, counter)
+            self.text = self._fit(self.text, texts, self.max_tokens, counter, deadline)
         self.covered = upto
 
-    def _fit(self, previous: str, texts: Sequence[str], bound: int, counter: TokenCounter) -> str:
+    def _fit(
+        self, previous: str, texts: Sequence[str], bound: int, counter: TokenCounter, deadline: float | None = None
+    ) -> str:
         """A summary whose message costs at most ``bound`` tokens."""
         room = bound - counter.message(Message("system", HEADER))
         while room > 0:
-            self.calls += 1
-            text = self.summarizer.summarize(previous, texts, room, counter.text)
+            text = self._summarize(previous, texts, room, counter, deadline)
             if not text or counter.message(Message("system", HEADER + text)) <= bound:
                 return text
             room -= max(1, room // 8)  # a summarizer that misjudges its bound gets a smaller one
         return ""
+
+    def _summarize(
+        self, previous: str, texts: Sequence[str], room: int, counter: TokenCounter, deadline: float | None
+    ) -> str:
+        """One summarizer call; with a deadline, on the worker thread and waited for until then."""
+        if deadline is None:
+            self.calls += 1
+            return str(self.summarizer.summarize(previous, texts, room, counter.text))
+        from concurrent.futures import ThreadPoolExecutor  # imports logging: only here, when a deadline is set
+        from concurrent.futures import TimeoutError as Late
+
+        key = (previous, tuple(texts), room, counter.key)
+        future = self._results.get(key)
+        if future is None:
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finite-memory-summary")
+            if len(self._results) >= _CACHED:
+                self._results = {k: f for k, f in self._results.items() if not f.done()}
+            self.calls += 1
+            future = self._worker.submit(self.summarizer.summarize, previous, list(texts), room, counter.text)
+            self._results[key] = future
+        try:
+            text = future.result(timeout=max(0.0, deadline - time.perf_counter()))
+        except Late:
+            raise PolicyTimeout("the summarizer ran past max_policy_ms; it goes on in the background") from None
+        except BaseException:
+            self._results.pop(key, None)  # a failed call is not remembered: the next fold tries again
+            raise
+        self._results.pop(key, None)
+        return str(text)
 
     def message(self, bound: int, counter: TokenCounter) -> tuple[Message | None, int]:
         """The summary as a system message costing at most ``bound`` tokens, and its cost.

@@ -7,14 +7,14 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 from .._message import Message
 from .._salience import features
 from .._turns import Turn
 from ..scorers import Scorer
-from ._base import Policy, PolicyInput, Selection
+from ._base import PolicyInput, Selection
+from ._layout import Layout
 from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 
@@ -35,7 +35,7 @@ _CHARS_PER_TOKEN = 4
 
 
 @dataclass
-class Importance(Policy):
+class Importance(Layout):
     """Keep the turns that carry the most information per token, and the newest turns.
 
     Every message is scored once by a scorer (``information`` by default: rare words,
@@ -43,7 +43,8 @@ class Importance(Policy):
     latest when the next context is built; a turn's worth is the sum of its messages'
     scores. Turns are kept ranked by worth per token as they arrive,
     so building a context walks the ranking from the top, never the whole history.
-    Kept turns go back into the context in conversation order.
+    The layout engine places them after the turns already in the context (see
+    :class:`~finite_memory.policies.Layout`).
 
     With a query, the ``query_pool`` budgets' worth of the most important turns are
     re-ranked by how many of the query's words they hold (rare words weigh more),
@@ -53,21 +54,23 @@ class Importance(Policy):
         scorer: a registered scorer name (``"information"``, the default, or
             ``"attention"`` with ``finite-memory-hf``) or an object with ``score(texts)``.
             An instance saves in a checkpoint by its registered ``name`` only.
-        recent_turns: the newest turns always kept (when they fit). Default 2.
         query_weight: how much the query counts against importance; 0 ignores it. Default 1.
         query_pool: how many budgets' worth of important turns the query re-ranks (at most
             1,024 turns). Default 8.
+        recent_turns, low_water: as every policy.
     """
 
     name = "importance"
     scorer: str | Scorer = "information"
-    recent_turns: int = 2
     query_weight: float = 1.0
     query_pool: float = 8.0
+    retrieval_tokens: int | None = None
     _scorer: Scorer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_ints(self, ("recent_turns",), 0)
+        super().__post_init__()
+        if self.retrieval_tokens is not None:
+            check_ints(self, ("retrieval_tokens",), 0)
         check_number(self, "query_weight", 0)
         check_number(self, "query_pool", 0)
         self._scorer = resolve("scorers", self.scorer, Scorer, "score(texts) -> list[float]")
@@ -94,6 +97,7 @@ class Importance(Policy):
             self._flush()
 
     def on_remove(self, turns: Sequence[Turn]) -> None:
+        super().on_remove(turns)
         self._flush()
         for turn in turns:
             self._worth.pop(turn.number, None)
@@ -127,17 +131,22 @@ class Importance(Policy):
 
     # -- selection ----------------------------------------------------------------------
 
+    def query_room(self, view: PolicyInput) -> int:
+        return view.budget if self.retrieval_tokens is None else self.retrieval_tokens
+
     def select(self, view: PolicyInput) -> Selection:
+        self._flush()  # score what is pending even when there is nothing to choose from yet
+        return super().select(view)
+
+    def wanted(self, view: PolicyInput, room: int, taken: set[int]) -> list[Turn]:
+        """The most important turns (the query's pool re-ranked first) that fit ``room``, best first."""
         self._flush()
-        turns = view.turns
-        room = view.budget
         kept: dict[int, Turn] = {}
-        recent = turns[len(turns) - min(self.recent_turns, len(turns)) :]
         misses = 0
-        for turn in chain(reversed(recent), self._ranking(view)):
+        for turn in self._ranking(view):
             if room <= 0 or misses > _MAX_MISSES:
                 break
-            if turn.number in kept:
+            if turn.number in kept or turn.number in taken:
                 continue
             cost = view.tokens(turn)
             if cost > room:
@@ -146,7 +155,7 @@ class Importance(Policy):
             kept[turn.number] = turn
             room -= cost
             misses = 0
-        return Selection(turns=list(kept.values()))
+        return list(kept.values())
 
     def _ranking(self, view: PolicyInput) -> Iterator[Turn]:
         """The older turns, best first (lazily): by importance, the query's pool re-ranked first."""

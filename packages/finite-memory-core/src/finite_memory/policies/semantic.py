@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._message import Message
 from .._turns import Turn
 from ..embedders import Embedder
-from ._base import Policy, PolicyInput, Selection
-from ._dates import fit_dated
+from ._base import PolicyInput
+from ._knapsack import knapsack
+from ._layout import Layout
 from ._options import check_ints, check_number
 from ._plugins import resolve, saved_name
 from ._retrieval import TurnIndex
 
 
 @dataclass
-class Semantic(Policy):
+class Semantic(Layout):
     """Keep the turns most relevant to the query, their neighbours, and the latest turns.
 
     Turns are ranked by BM25 over an incremental inverted index (a turn's own words,
@@ -26,13 +27,17 @@ class Semantic(Policy):
     maximal marginal relevance so near-duplicates do not crowd out other evidence.
     (The default ``hashing`` embedder declares a fusion weight of 0: fused, it lowered
     recall, so it serves MMR's similarity and the queries BM25 cannot match; a neural
-    embedder fuses with its own weight.) Each hit brings the turns around it when they
-    fit, first on the side of its best-matching line (an exchange spans turns); what
-    budget is left goes to the most recent turns. Each run of kept turns from one
-    session opens with that session's date, taken from the messages' ``meta``, as
-    ``[date] `` in front of its first message: the context's copy is marked, the archive
-    is not, and the marks are counted in the budget. With no query, this is a sliding
-    window.
+    embedder fuses with its own weight.) Each hit brings the turns around it, first on
+    the side of its best-matching line (an exchange spans turns). The hits and their
+    neighbours are packed by a 0/1 knapsack over whole turns that maximises their total
+    value within the room the newest ``recent_turns`` turns leave (a hit's value is its
+    relevance times ``1 / (1 + its place in the MMR order)``, a neighbour's half its
+    hit's), so several short relevant turns can beat one long one; the layout engine
+    places them after the turns already in the context, and fills what is left with
+    the newest turns when it rebuilds. Each run of kept turns from one session opens
+    with that session's date, taken from the messages' ``meta``, as ``[date] `` in front
+    of its first message: the context's copy is marked, the archive is not, and the
+    marks are counted in the budget. With no query, this is a sliding window.
 
     Cost: a message is analysed and embedded once (embeddings in batches); a query
     costs its own embedding, a walk over at most 3,000 postings, at most ``dense_pool``
@@ -43,7 +48,6 @@ class Semantic(Policy):
             (``"hashing"``, or ``"minilm"`` with ``finite-memory-hf``), or an
             :class:`~finite_memory.embedders.Embedder` instance with a registered
             ``name`` (a checkpoint saves the name). Default ``"hashing"``.
-        recent_turns: the newest older turns always kept first (when they fit). Default 1.
         neighbours: turns on each side of a hit brought along when they fit. Default 1.
         mmr_lambda: relevance against diversity, 0 to 1; 1 is pure relevance. Default 0.85.
         candidates: how many fused hits are considered for the context. Default 16.
@@ -55,20 +59,24 @@ class Semantic(Policy):
             query word is in the index. Default ``None``.
         date_key: the ``meta`` key of a message's session date; ``None`` leaves dates
             out of the context. Default ``"date_time"``.
+        recent_turns, low_water: as every policy.
     """
 
     name = "semantic"
     embedder: str | Embedder = "hashing"
-    recent_turns: int = 1
     neighbours: int = 1
     mmr_lambda: float = 0.85
     candidates: int = 16
     dense_pool: int = 512
     dense_weight: float | None = None
     date_key: str | None = "date_time"
+    retrieval_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        check_ints(self, ("recent_turns", "neighbours"), 0)
+        super().__post_init__()
+        if self.retrieval_tokens is not None:
+            check_ints(self, ("retrieval_tokens",), 0)
+        check_ints(self, ("neighbours",), 0)
         check_ints(self, ("candidates", "dense_pool"), 1)
         check_number(self, "mmr_lambda", 0, 1)
         check_number(self, "dense_weight", 0, optional=True)
@@ -92,41 +100,35 @@ class Semantic(Policy):
     def on_add(self, turn: Turn, message: Message) -> None:
         self._index.add(turn, message)
 
-    def on_remove(self, turns: Any) -> None:
+    def on_remove(self, turns: Sequence[Turn]) -> None:
+        super().on_remove(turns)
         self._index.remove(turns)
 
-    def select(self, view: PolicyInput) -> Selection:
-        return Selection(turns=self.pick(view, view.budget))
+    def dates(self) -> Mapping[int, str]:
+        return self._index.dates if self.date_key is not None else {}
 
-    def pick(self, view: PolicyInput, room: int) -> list[Turn]:
-        """The turns to keep within ``room`` tokens, dated: recent, then hits in order, then recent again."""
-        turns = view.turns
-        if not turns or room <= 0:
-            return []
-        wanted: list[Turn] = []
-        taken: set[int] = set()
-        left = room
+    def query_room(self, view: PolicyInput) -> int:
+        """``retrieval_tokens`` (the whole budget when None) with a query; none without one (the window takes it)."""
+        if not view.query or not view.query.strip():
+            return 0
+        return view.budget if self.retrieval_tokens is None else self.retrieval_tokens
 
-        def take(turn: Turn) -> None:
-            nonlocal left
-            cost = view.tokens(turn)
-            if turn.number not in taken and cost <= left:
-                wanted.append(turn)
-                taken.add(turn.number)
+    def wanted(self, view: PolicyInput, room: int, taken: set[int]) -> list[Turn]:
+        """The retrieved turns of greatest total value within ``room``, most valuable first."""
+        best: dict[int, tuple[float, Turn]] = {}
+        for value, turn in self.retrieve(view):
+            if turn.number not in taken and value > best.get(turn.number, (0.0, turn))[0]:
+                best[turn.number] = (value, turn)
+        items = sorted(best.values(), key=lambda item: (-item[0], item[1].number))
+        costs = [view.tokens(turn) for _, turn in items]
+        chosen = knapsack([value for value, _ in items], costs, room)
+        left = room - sum(costs[i] for i in chosen)
+        picked = set(chosen)
+        for i, cost in enumerate(costs):  # room the knapsack's rounding left: the next best candidates that fit
+            if i not in picked and cost <= left:
+                picked.add(i)
                 left -= cost
-
-        for turn in reversed(turns[max(0, len(turns) - self.recent_turns) :]):
-            take(turn)
-        for _, turn in self.retrieve(view):
-            if left <= 0:
-                break
-            take(turn)
-        for turn in reversed(turns):  # what is left: the newest turns not kept yet, until one does not fit
-            if turn.number not in taken:
-                if view.tokens(turn) > left:
-                    break
-                take(turn)
-        return self.dated(wanted, view, room)
+        return [items[i][1] for i in sorted(picked)]
 
     def retrieve(self, view: PolicyInput) -> Iterator[tuple[float, Turn]]:
         """Retrieved turns of ``view.turns`` with a value in (0, 1], lazily, most wanted first.
@@ -158,9 +160,3 @@ class Semantic(Policy):
                 for near, weight in ((number + side * step, 0.5), (number - side * step, 0.25)):
                     if lo <= near <= hi and near in index:
                         yield value * weight**step, index[near]
-
-    def dated(self, turns: list[Turn], view: PolicyInput, room: int) -> list[Turn]:
-        """``turns`` (most wanted first) with their session dates marked, within ``room``."""
-        if self.date_key is None:
-            return turns
-        return fit_dated(turns, self._index.dates, view, room)
