@@ -145,13 +145,13 @@ def test_reference_knobs_map_to_the_nearest_policy_options() -> None:
     hybrid = CompleteFiniteMemoryLLM(
         backend, max_tokens=512, memory_policy="hybrid", window_size=128, semantic_clusters=6, summary_interval=256
     )
-    assert hybrid.policy_options() == {"recent_share": 0.25, "candidates": 6, "hysteresis": 0.5}
-    assert hybrid.memory.policy.candidates == 6  # type: ignore[attr-defined]
+    assert hybrid.policy_options() == {"retrieval_tokens": 384, "candidates": 6, "low_water": 0.5}
+    assert hybrid.memory.policy.semantic.candidates == 6  # type: ignore[attr-defined]
     semantic = CompleteFiniteMemoryLLM(backend, memory_policy="semantic", semantic_clusters=2, window_size=64)
-    assert semantic.policy_options() == {"candidates": 2}
+    assert semantic.policy_options() == {"retrieval_tokens": 448, "candidates": 2}
     assert (semantic.window_size, semantic.summary_interval) == (64, 256)  # the reference's default when left out
     summary = CompleteFiniteMemoryLLM(backend, max_tokens=200, memory_policy="rolling_summary", summary_interval=900)
-    assert summary.policy_options() == {"hysteresis": 0.9}
+    assert summary.policy_options() == {"low_water": 0.1}
     named = CompleteFiniteMemoryLLM(backend, memory_policy="semantic", embedding_model="hashing")
     assert named.policy_options() == {"embedder": "hashing"}
     mine = CompleteFiniteMemoryLLM(backend, memory_policy="sliding", policy_options={"sink_turns": 1})
@@ -272,7 +272,7 @@ def test_a_checkpoint_written_by_the_reference_is_imported(tmp_path: Path) -> No
     config = llm.load_checkpoint(path)
     assert config == written_by_reference["config"]
     assert (llm.max_tokens, llm.memory_policy, llm.summary_interval) == (256, "rolling_summary", 128)
-    assert llm.policy_options() == {"hysteresis": 0.5}
+    assert llm.policy_options() == {"low_water": 0.5}
     assert [(m["role"], m["content"]) for m in llm.conversation_history] == [
         ("user", "The fox is brown."),
         ("assistant", "Noted, a brown fox."),

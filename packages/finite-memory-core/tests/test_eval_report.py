@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _report_data import run_document, with_chat_figures
+from _report_data import run_document, without_chat_figures
 
 from finite_memory.cli import main
 from finite_memory.eval.report import comparison_table, render_comparison, render_report
@@ -45,6 +45,8 @@ def test_the_report_has_every_chart_with_a_point_per_result() -> None:
         "Recall per conversation (spread)",
         "Milliseconds per context()",
         "Milliseconds per add()",
+        "Continuity (share of turns whose last exchanges are in the context)",
+        "Prefix reuse (share of a context kept from the previous turn&#x27;s)",
     ]
     for chart in found:
         assert 'class="axis x"' in chart and 'class="axis y"' in chart and 'class="legend"' in chart
@@ -60,9 +62,9 @@ def test_the_report_has_every_chart_with_a_point_per_result() -> None:
 
 
 def test_continuity_prefix_reuse_and_options_show_when_the_results_have_them() -> None:
-    plain = render_report(run_document())
+    plain = render_report(without_chat_figures(run_document()))  # a file written before eval measured them
     assert "Continuity" not in plain and "Prefix reuse" not in plain and "low_water" not in plain
-    page = render_report(with_chat_figures(run_document()))
+    page = render_report(run_document(options={"low_water": 0.5}))
     titles = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]+)"', page)
     assert "Continuity (share of turns whose last exchanges are in the context)" in titles
     assert "Prefix reuse (share of a context kept from the previous turn&#x27;s)" in titles
@@ -156,12 +158,13 @@ def test_eval_writes_json_and_html_and_compares_them(
     assert doc["format"] == "finite-memory-eval" and doc["options"] == {
         "policies": ["sliding", "semantic"],
         "budgets": [256, 512],
+        "policy_options": {},
         "limit": 1,
     }
     assert set(doc["versions"]) >= {"python", "platform", "finite-memory-core"} and doc["skipped"] == []
     assert len(doc["results"]) == 4
     assert (tmp_path / "a.html").stat().st_mode & 0o644 == 0o644, "a report is readable by others"
-    assert len(charts((tmp_path / "a.html").read_text())) == 5
+    assert len(charts((tmp_path / "a.html").read_text())) == 7  # recall x3, latency x2, continuity, prefix reuse
     b = dict(doc, results=[dict(r, overall=r["overall"] / 2) for r in doc["results"]])
     (tmp_path / "b.json").write_text(json.dumps(b))
     assert main(["eval", "--compare", "a.json", "b.json", "--html", "diff.html"]) == 0
@@ -242,7 +245,7 @@ def test_progress_counts_only_the_questions_asked() -> None:
     samples[0]["qa"].append({"question": "Nowhere?", "evidence": ["D99:1"], "category": 2})
     seen: list[tuple[int, int]] = []
     result = evaluate(samples, "sliding", 256, progress=lambda done, total, item: seen.append((done, total)))
-    assert seen[-1] == (result.questions, result.questions)
+    assert seen[-1] == (result.questions + 1, result.questions + 1), "each question asked, then the chat replay"
 
 
 def test_compare_errors_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from _chromium import Chromium, find_chromium
-from _report_data import run_document, with_chat_figures
+from _report_data import run_document
 
 from finite_memory.eval.report import render_comparison, render_report
 
@@ -88,7 +88,7 @@ def test_the_report_page_in_a_real_browser(
     browser: Chromium, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page = tmp_path / "report.html"
-    page.write_text(render_report(with_chat_figures(run_document(("sliding", "semantic", "hybrid"), (256, 512, 1024)))))
+    page.write_text(render_report(run_document(("sliding", "semantic", "hybrid"), (256, 512, 1024))))
     run = browser.load(page, MEASURE, screenshot=True)
     assert run.errors == []
     assert run.requests == []

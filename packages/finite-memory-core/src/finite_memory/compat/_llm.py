@@ -41,12 +41,14 @@ class CompleteFiniteMemoryLLM:
             ``hybrid`` or any installed policy; an unknown name raises ``ValueError``
             (the reference silently used ``sliding``).
         window_size: sizes ``context_builder``'s recent tail; given explicitly it also
-            sets ``hybrid``'s ``recent_share`` to ``window_size / max_tokens`` (at most 0.5).
+            leaves that many tokens to the recent window of ``semantic``/``hybrid``/``importance``
+            (``retrieval_tokens = max_tokens - window_size``).
         semantic_clusters: given explicitly, sets ``semantic``/``hybrid``'s ``candidates``
             (how many retrieved turns compete for the context).
         summary_interval: given explicitly, sets ``rolling_summary``/``hybrid``'s
-            ``hysteresis`` to ``summary_interval / max_tokens`` (at most 0.9): the summary
-            is redone about once per that many tokens of new conversation.
+            ``low_water`` to ``1 - summary_interval / max_tokens`` (at least 0.1): the window
+            drops, and the summary folds what it dropped, about once per that many tokens of
+            new conversation.
         embedding_model: ``semantic``/``hybrid``'s embedder: ``all-MiniLM-L6-v2`` means
             ``minilm`` (finite-memory-hf), any other registered embedder name works.
         device: where a reference-style backend's input tensors are put.
@@ -167,12 +169,12 @@ class CompleteFiniteMemoryLLM:
     def _options(self, policy: str, max_tokens: int, given: dict[str, int]) -> dict[str, Any]:
         options: dict[str, Any] = {}
         budget = max(1, max_tokens)
-        if "window_size" in given and policy == "hybrid":
-            options["recent_share"] = min(0.5, given["window_size"] / budget)
+        if "window_size" in given and policy in ("semantic", "hybrid", "importance"):
+            options["retrieval_tokens"] = max(0, budget - given["window_size"])
         if "semantic_clusters" in given and policy in ("semantic", "hybrid"):
             options["candidates"] = given["semantic_clusters"]
         if "summary_interval" in given and policy in ("rolling_summary", "hybrid"):
-            options["hysteresis"] = min(0.9, given["summary_interval"] / budget)
+            options["low_water"] = round(max(0.1, 1 - given["summary_interval"] / budget), 2)
         if self.embedding_model is not None and policy in ("semantic", "hybrid"):
             options["embedder"] = _EMBEDDERS.get(self.embedding_model, self.embedding_model)
         options.update(self._extra_options)

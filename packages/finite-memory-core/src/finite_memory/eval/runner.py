@@ -39,7 +39,8 @@ class RunResult:
     ``continuity`` is the share of the chat replay's user lines whose preceding lines
     were all in their context; ``prefix_reuse_median`` and ``prefix_reuse_mean`` are the
     share of a context's tokens in the longest common message prefix with the previous
-    one; ``options`` are the policy's options, defaults included.
+    one; ``options`` are the policy options the run was given (the rest are the policy's
+    defaults), JSON-ready: a value that is not JSON (a built embedder) shows as its repr.
     """
 
     policy: str
@@ -137,11 +138,10 @@ def evaluate(
     add_time = context_time = 0.0
     adds = contexts = 0
     chat = ChatFigures()
-    options: dict[str, Any] = {}
+    options = _json_ready(policy_options)
     for sample in samples:
         sample_id = str(sample.get("sample_id", f"#{len(recalls)}"))
         memory = Memory(policy, max_tokens=budget, reserve_output=0, **policy_options)
-        options = _options_of(memory)
         where: dict[str, int] = {}
         for line in dialogue(sample):
             meta = {"dia_id": line.dia_id}
@@ -190,12 +190,18 @@ def evaluate(
     )
 
 
-def _options_of(memory: Any) -> dict[str, Any]:
-    """The policy's options for the report; an option that is an unregistered instance shows as its repr."""
-    try:
-        return dict(memory.policy.options())
-    except TypeError:
-        return {f: repr(getattr(memory.policy, f, None)) for f in getattr(memory.policy, "__dataclass_fields__", {})}
+def _json_ready(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for a JSON document: values that are not JSON (instances) as their repr."""
+    import json
+
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            value = repr(value)
+        out[key] = value
+    return out
 
 
 def _questions(sample: dict[str, Any]) -> list[dict[str, Any]]:
