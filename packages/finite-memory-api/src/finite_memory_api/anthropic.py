@@ -9,13 +9,13 @@ map back the same way, so tool calls round-trip through ``Message.tool_calls``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from finite_memory import Completion, Message
+from finite_memory._provider_messages import anthropic_parts
 
 from ._http import HTTPBackend, ServerSaid, StreamAssembler, env_or
 from ._limits import Limits
@@ -96,7 +96,7 @@ class AnthropicBackend(HTTPBackend):
     def _body(self, messages: Sequence[Message], options: dict[str, Any]) -> dict[str, Any]:
         stable_prefix = options.pop("stable_prefix", None)
         options.pop("session", None)
-        system, turns, last_blocks = _convert(messages)
+        system, turns, last_blocks = anthropic_parts(messages)
         body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "messages": turns}
         if system:
             body["system"] = [{"type": "text", "text": system}] if self.cache_control else system
@@ -138,49 +138,6 @@ def _place_breakpoints(
     block = last_blocks[leading[-1]]
     if block is not None and (block.get("type") != "text" or block.get("text")):  # empty text cannot be cached
         block["cache_control"] = EPHEMERAL
-
-
-def to_anthropic(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
-    """``messages`` as the Messages API wants them: the system prompt, and the turns."""
-    system, turns, _ = _convert(messages)
-    return system, turns
-
-
-def _convert(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any] | None]]:
-    """The system prompt, the turns, and for each message the last block it became (None for system)."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system")
-    turns: list[dict[str, Any]] = []
-    last_blocks: list[dict[str, Any] | None] = []
-    for m in messages:
-        if m.role == "system":
-            last_blocks.append(None)
-            continue
-        role = "assistant" if m.role == "assistant" else "user"
-        blocks: list[dict[str, Any]] = []
-        if m.role == "tool":
-            blocks.append({"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content})
-        elif m.content or not m.tool_calls:
-            blocks.append({"type": "text", "text": m.content})
-        for call in m.tool_calls or ():
-            function = call["function"]
-            blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": _arguments(call)})
-        last_blocks.append(blocks[-1] if blocks else None)
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return system, turns, last_blocks
-
-
-def _arguments(call: dict[str, Any]) -> Any:
-    raw = call["function"].get("arguments") or "{}"
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValueError(f"tool call {call['id']!r} has arguments that are not a JSON object: {str(raw)[:80]!r}")
-    return value
 
 
 def _tool(tool: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import httpx
 
 from finite_memory import Completion, Message, Tokenizer
+from finite_memory._provider_messages import to_openai
 
 from ._http import HTTPBackend, ServerSaid, StreamAssembler, env_or
 from ._limits import Limits
@@ -126,7 +127,7 @@ class OpenAIBackend(HTTPBackend):
     def _body(self, messages: Sequence[Message], options: dict[str, Any]) -> dict[str, Any]:
         options.pop("stable_prefix", None)  # OpenAI caches prefixes by itself; no breakpoints to place
         session = options.pop("session", None)
-        body = {"model": self.model, "messages": [to_openai(m) for m in messages], **options}
+        body = {"model": self.model, "messages": to_openai(messages), **options}
         if self.prompt_cache_key is not False and "prompt_cache_key" not in body:
             if isinstance(self.prompt_cache_key, str):
                 body["prompt_cache_key"] = self.prompt_cache_key
@@ -144,20 +145,6 @@ class OpenAIBackend(HTTPBackend):
 
     def _assembler(self) -> StreamAssembler:
         return OpenAIStream()
-
-
-def to_openai(message: Message) -> dict[str, Any]:
-    """A :class:`Message` in the chat-completions request form."""
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.name is not None:
-        data["name"] = message.name
-    if message.tool_calls:
-        data["tool_calls"] = [dict(call) for call in message.tool_calls]
-        if not message.content:
-            data["content"] = None
-    if message.tool_call_id is not None:
-        data["tool_call_id"] = message.tool_call_id
-    return data
 
 
 # -- reading replies --------------------------------------------------------------------------

@@ -47,12 +47,25 @@ def to_anthropic(messages: Sequence[Message]) -> dict[str, Any]:
     of one role are merged, since the API wants user and assistant to alternate. Empty
     text blocks, which the API refuses, are left out.
     """
+    system, turns, _ = anthropic_parts(messages)
+    request: dict[str, Any] = {"messages": turns}
+    if system:
+        request["system"] = system
+    return request
+
+
+def anthropic_parts(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any] | None]]:
+    """What :func:`to_anthropic` builds, and for each message the last block it became.
+
+    The blocks are where a backend places ``cache_control`` breakpoints; ``None`` for a
+    message that became no block (a system message, an empty one).
+    """
     system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
     turns: list[dict[str, Any]] = []
+    last_blocks: list[dict[str, Any] | None] = []
     for message in messages:
-        if message.role == "system":
-            continue
-        blocks = _anthropic_blocks(message)
+        blocks = [] if message.role == "system" else _anthropic_blocks(message)
+        last_blocks.append(blocks[-1] if blocks else None)
         if not blocks:
             continue
         role = "assistant" if message.role == "assistant" else "user"
@@ -60,10 +73,7 @@ def to_anthropic(messages: Sequence[Message]) -> dict[str, Any]:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    request: dict[str, Any] = {"messages": turns}
-    if system:
-        request["system"] = system
-    return request
+    return system, turns, last_blocks
 
 
 def _anthropic_blocks(message: Message) -> list[dict[str, Any]]:
@@ -74,11 +84,6 @@ def _anthropic_blocks(message: Message) -> list[dict[str, Any]]:
         blocks.append({"type": "text", "text": message.content})
     for call in message.tool_calls or ():
         function = call["function"]
-        blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": _arguments(call)})
+        arguments = json.loads(function["arguments"])  # Message admits only JSON-object text
+        blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments})
     return blocks
-
-
-def _arguments(call: dict[str, Any]) -> dict[str, Any]:
-    """The call's arguments as an object: ``Message`` admits only JSON-object text."""
-    value: dict[str, Any] = json.loads(call["function"]["arguments"])
-    return value
