@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from _api_server import FakeLLMServer
@@ -12,3 +13,30 @@ from _api_server import FakeLLMServer
 def server() -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as running:
         yield running
+
+
+@pytest.fixture
+def upstream() -> Iterator[Any]:
+    """The fake upstream for the proxy tests (``GET /v1/models`` too)."""
+    from _serve_helpers import ServeUpstream
+
+    with ServeUpstream() as running:
+        yield running
+
+
+@pytest.fixture
+def make_proxy(upstream: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Start ``finite-memory serve``'s app in a thread in front of ``upstream``: ``make_proxy(**config)``."""
+    from _serve_helpers import UPSTREAM_KEY, ThreadProxy
+
+    monkeypatch.setenv("OPENAI_API_KEY", UPSTREAM_KEY)
+    started: list[Any] = []
+
+    def make(**config: Any) -> Any:
+        proxy = ThreadProxy(upstream.url, **config).__enter__()
+        started.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in reversed(started):
+        proxy.__exit__()

@@ -153,12 +153,15 @@ class Memory:
         """
         return self.extend([_new_message(role, content, fields)])[0]
 
-    def extend(self, messages: Iterable[Message]) -> list[Message]:
+    def extend(self, messages: Iterable[Message], *, if_unchanged: bool = False) -> list[Message]:
         """Archive several messages at once: all of them, or none if one is invalid.
 
         With a durable store the batch is written in one transaction before this
         returns. When another writer added to the same session meanwhile, the memory
-        reads what it missed and stamps the batch again after it.
+        reads what it missed and stamps the batch again after it; with
+        ``if_unchanged=True`` it reads what it missed and raises
+        :class:`~finite_memory.stores.StoreConflict` instead, archiving nothing (for a
+        reply built on a context that did not hold the other writer's messages).
         """
         batch = list(messages)
         for message in batch:
@@ -173,6 +176,8 @@ class Memory:
                 self._store.append(self.session, stamped, state=state)
             except StoreConflict:
                 self._catch_up()
+                if if_unchanged:
+                    raise
                 continue
             if state is not None:
                 self._saved_state = state
@@ -181,14 +186,24 @@ class Memory:
             return stamped
         raise StoreError(f"session {self.session!r}: gave up after {_MAX_CONFLICTS} write conflicts with other writers")
 
-    def _catch_up(self) -> None:
+    def refresh(self) -> int:
+        """Read what other writers (threads, processes) appended to this session since this
+        memory last read it; returns how many messages that was."""
+        last = self._messages[-1].id if self._messages else -1
+        missed = self._store.messages(self.session, after=last)
+        if missed:
+            self._catch_up(missed)
+        return len(missed)
+
+    def _catch_up(self, missed: list[Message] | None = None) -> None:
         """Apply what other writers appended to this session since our last message.
 
         When the store's retention already dropped some of those messages, the view is
         rebuilt from the store's rows, so the memory and the store keep the same turns.
         """
         last = self._messages[-1].id if self._messages else -1
-        missed = self._store.messages(self.session, after=last)
+        if missed is None:
+            missed = self._store.messages(self.session, after=last)
         if not missed:
             raise StoreError(f"session {self.session!r} changed under this memory (deleted?); reopen it")
         if missed[0].id != last + 1:  # type: ignore[operator]
@@ -303,11 +318,18 @@ class Memory:
         return self._build(query, ())
 
     def _build(self, query: str | None, pending: Sequence[Message]) -> Context:
-        """Build a context; ``pending`` is a new turn not archived yet (``Chat`` uses it)."""
+        """Build a context; ``pending`` holds messages not archived yet (``Chat`` uses it).
+
+        Pending messages that start with a user message are a new turn; others (tool
+        results) continue the newest archived turn, which then stays whole in the context.
+        """
         counter = self._counter
         room = self.budget - counter.base()
-        if pending:
-            newest: Turn | None = Turn(self._turns[-1].number + 1 if self._turns else 0, list(pending))
+        if pending and pending[0].role != "user" and self._turns:
+            newest: Turn | None = Turn(self._turns[-1].number, [*self._turns[-1].messages, *pending])
+            older = TurnWindow(self._turns, len(self._turns) - 1)
+        elif pending:
+            newest = Turn(self._turns[-1].number + 1 if self._turns else 0, list(pending))
             older = TurnWindow(self._turns, len(self._turns))
         else:
             newest = self._turns[-1] if self._turns else None

@@ -1,4 +1,4 @@
-"""Plugins through entry points: backends, policies, stores, embedders, summarizers, scorers."""
+"""Plugins through entry points: backends, policies, stores, embedders, summarizers, scorers, CLI commands."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ GROUPS: dict[str, str] = {
     "embedders": "finite_memory.embedders",
     "summarizers": "finite_memory.summarizers",
     "scorers": "finite_memory.scorers",
+    "commands": "finite_memory.commands",
 }
 
 _SINGULAR = {kind: kind.removesuffix("s").replace("policie", "policy") for kind in GROUPS}

@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from .._errors import FiniteMemoryError
+from .._registry import plugins as installed_plugins
 
 #: Subcommand modules; each has ``add_parser(subparsers)`` that sets ``func`` on its parser.
+#: Other distributions add commands through the ``finite_memory.commands`` entry-point group,
+#: whose entries name such an ``add_parser`` (``serve = "finite_memory_api.serve.cli:add_parser"``).
 COMMANDS = ("plugins", "demo", "sessions", "chat", "eval")
 
 
@@ -19,6 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         import_module(f".{name}", __name__).add_parser(sub)
+    for name, entry in sorted(installed_plugins("commands").items()):
+        if name in sub.choices:
+            continue  # a plug-in never replaces a built-in command
+        try:
+            add_parser = entry.load()
+        except ImportError as exc:  # a broken plug-in must not take the whole command line down
+            print(f"finite-memory: command {name!r} from {entry.value} cannot be loaded: {exc}", file=sys.stderr)
+            continue
+        add_parser(sub)
     return parser
 
 

@@ -1,0 +1,127 @@
+"""Sessions held by one proxy process: their memories, and one turn at a time on each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from finite_memory import Memory
+from finite_memory.stores import InMemoryStore, Store
+from finite_memory.stores.sqlite import SQLiteStore
+
+from ._errors import session_busy
+
+
+class _Entry:
+    __slots__ = ("lock", "memory", "system", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.memory: Memory | None = None
+        self.system: str | None = None  # the session's newest archived system prompt
+        self.users = 0  # requests holding or waiting for this entry: it is not evicted meanwhile
+
+
+class Session:
+    """A session held for one turn: its memory, read up to date with the store."""
+
+    def __init__(self, entry: _Entry) -> None:
+        self._entry = entry
+
+    @property
+    def memory(self) -> Memory:
+        assert self._entry.memory is not None
+        return self._entry.memory
+
+    @property
+    def system(self) -> str | None:
+        """The session's current system prompt (its newest archived system message)."""
+        return self._entry.system
+
+    def archived(self, system: str | None) -> None:
+        """Note a turn that archived ``system`` as the new system prompt."""
+        if system is not None:
+            self._entry.system = system
+
+
+class Sessions:
+    """The sessions this process holds, least recently used first out past ``limit``.
+
+    Args:
+        store: the store every session lives in (shared with other processes or not).
+        limit: sessions held in memory at once; one past it releases the least recently
+            used idle one (it is read back from the store when it is used again).
+        wait: seconds a request waits for a turn already running on its session before
+            it is answered 409.
+    """
+
+    def __init__(self, store: Store, *, limit: int, wait: float) -> None:
+        self.store = store
+        self.limit = limit
+        self.wait = wait
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # a process-local store has no other writer to catch up with
+        self._shared = not isinstance(store, InMemoryStore)
+        # writes that wait on a disk flush or a network go to a thread; the others cost microseconds
+        self.write_in_thread = self._shared and not (
+            isinstance(store, SQLiteStore) and store.synchronous in ("normal", "off")
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @asynccontextmanager
+    async def turn(self, name: str, open_memory: Callable[[str], Memory]) -> AsyncIterator[Session]:
+        """Hold session ``name`` for one turn: wait (bounded) for a turn already on it, then read it up to date.
+
+        ``open_memory`` builds the session's :class:`Memory` on the store when this
+        process does not hold it yet.
+        """
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._entries[name] = _Entry()
+        self._entries.move_to_end(name)
+        entry.users += 1
+        try:
+            try:
+                await asyncio.wait_for(entry.lock.acquire(), self.wait)
+            except asyncio.TimeoutError:
+                raise session_busy(
+                    f"another turn on this session was still running after {self.wait:g} s; "
+                    "retry when it is done (turns on one session run one at a time)",
+                    retry_after=min(self.wait, 5.0),
+                ) from None
+            try:
+                if entry.memory is None:
+                    entry.memory = await asyncio.to_thread(open_memory, name)
+                    entry.system = _newest_system(entry.memory)
+                elif self._shared and entry.memory.refresh():  # another process wrote to it
+                    entry.system = _newest_system(entry.memory)
+                yield Session(entry)
+            finally:
+                entry.lock.release()
+        finally:
+            entry.users -= 1
+            self._evict()
+
+    def _evict(self) -> None:
+        excess = len(self._entries) - self.limit
+        if excess <= 0:
+            return
+        idle = []
+        for name, entry in self._entries.items():  # least recently used first
+            if entry.users == 0:
+                idle.append(name)
+                if len(idle) == excess:
+                    break
+        for name in idle:
+            del self._entries[name]
+
+
+def _newest_system(memory: Memory) -> str | None:
+    for message in reversed(memory.messages):
+        if message.role == "system":
+            return message.content
+    return None
