@@ -88,7 +88,7 @@ def upstream_error(exc: BackendError, redact: Redactor) -> ProxyError:
         return ProxyError(
             504, f"the upstream server timed out: {detail}", code="upstream_timeout", type="upstream_error"
         )
-    what = f"HTTP {status}" if status else "no reply"
+    what = f"HTTP {status}" if status else "failure"
     message = f"upstream {what}: {detail}"
     if status in _CLIENT_FAULTS:
         return ProxyError(status, message, code="upstream_rejected")

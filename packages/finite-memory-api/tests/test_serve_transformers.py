@@ -1,0 +1,153 @@
+"""``finite-memory serve`` in front of a real model server: ``transformers serve`` with a tiny local model.
+
+The model (random weights, a tokenizer trained in the test) is built on disk and
+served on 127.0.0.1; nothing is downloaded. Its replies are noise: the test checks the
+mechanics (turns reach the model, sessions grow and stay within the budget), not the
+words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from _serve_helpers import ThreadProxy, free_port
+
+pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
+
+MAX_TOKENS, RESERVE = 320, 32
+SESSION = "X-Finite-Memory-Session"
+
+
+#: Builds the model and serves it in one interpreter, so torch is imported once, not in the test process.
+LAUNCH = """
+import sys
+from finite_memory_hf.testing import build_tiny_model
+path, port = sys.argv[1], sys.argv[2]
+build_tiny_model(path)
+sys.argv = ["transformers", "serve", path, "--host", "127.0.0.1", "--port", port, "--device", "cpu"]
+from transformers.cli.transformers import main
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL, model id) of ``transformers serve`` running the tiny model."""
+    model = str(tmp_path_factory.mktemp("tiny-chat-model"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, model, str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"transformers serve exited: {process.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("transformers serve did not start in 180 s")
+            time.sleep(0.2)
+        yield url, model
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def proxy(model_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    url, model = model_server
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with ThreadProxy(url, backend=f"openai:{model}", max_tokens=MAX_TOKENS, reserve_output=RESERVE) as running:
+        yield running
+
+
+def sdk(proxy: Any, session: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, default_headers={SESSION: session})
+
+
+def test_sessions_through_a_real_model_server_keep_their_turns_within_the_budget(
+    proxy: Any, model_server: tuple[str, str]
+) -> None:
+    _, model = model_server
+    chat = sdk(proxy, "real")
+    used = []
+    for turn in range(14):
+        raw = chat.chat.completions.with_raw_response.create(
+            model=model,
+            messages=[{"role": "user", "content": f"turn {turn}: tell me about the city of Lisbon and my dog"}],
+            max_tokens=8,
+            temperature=0,
+        )
+        reply = raw.parse()
+        assert reply.usage is not None and reply.choices[0].finish_reason in ("stop", "length")
+        used.append(reply.usage.prompt_tokens)
+        assert int(raw.headers["x-finite-memory-archived"]) == 2 * (turn + 1)
+    assert used[1] > used[0]  # the second prompt holds the first turn
+    assert max(used) <= MAX_TOKENS - RESERVE  # counted by the model's own tokenizer, on its own server
+    assert used[-1] > 0.5 * (MAX_TOKENS - RESERVE)  # the memory fills the budget rather than starving the prompt
+    memory = proxy.proxy.sessions._entries["real"].memory
+    assert len(memory) == 28 and len(memory.context().messages) < 28  # older turns were left out
+
+
+def test_the_async_sdk_and_models_through_a_real_model_server(proxy: Any, model_server: tuple[str, str]) -> None:
+    _, model = model_server
+
+    async def main() -> str:
+        async with openai.AsyncOpenAI(
+            base_url=proxy.url + "/v1", api_key="k", max_retries=0, default_headers={SESSION: "async"}
+        ) as chat:
+            first = await chat.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hello"}], max_tokens=4
+            )
+            return first.choices[0].message.content or ""
+
+    text = asyncio.run(main())
+    memory = proxy.proxy.sessions._entries["async"].memory
+    assert [m.content for m in memory.messages] == ["hello", text]
+    assert model in [m.id for m in sdk(proxy, "x").models.list().data]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="transformers serve ends a stream with a finish_reason but no [DONE]; the openai backend accepts that "
+    "once issue 12's stream rule lands (remove this mark then)",
+)
+def test_streamed_turns_through_a_real_model_server(proxy: Any, model_server: tuple[str, str]) -> None:
+    _, model = model_server
+    chunks = list(
+        sdk(proxy, "streamed").chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hello"}], max_tokens=6, stream=True
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    memory = proxy.proxy.sessions._entries["streamed"].memory
+    assert [m.content for m in memory.messages] == ["hello", text]
