@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from finite_memory import ApproxTokenizer, BackendError, Completion, Context, Memory, StoreError
 from finite_memory.stores import StoreConflict, open_store
 
-from ._chunks import completion_body, sse_chunks, sse_error
+from ._chunks import SSEEncoder, completion_body, sse_error
 from ._config import CONFIG_ENV, ServeConfig
 from ._errors import ProxyError, bad_request, session_busy, upstream_error
 from ._metrics import Metrics
@@ -47,6 +47,7 @@ class _Outcome:
 
     context: Context | None = None
     archived: int | None = None
+    sent: float = 0.0  # when the context went upstream
 
 
 class Proxy:
@@ -123,13 +124,19 @@ class Proxy:
             prompt = system[-1] if system and system[-1] != session.system else None
             archive = archiver(session.memory, in_thread=self.sessions.write_in_thread)
             turn = run_turn(session.memory, backend, new, options, stream=chat.stream, archive=archive, system=prompt)
-            async for item in self._observed(turn, outcome, "session"):
-                if isinstance(item, Completion):
-                    _seed(estimate, session.memory)
-                    session.archived(prompt)
-                    outcome.archived = len(session.memory)
-                    self.metrics.count("finite_memory_archived_messages_total", len(new) + 1 + (prompt is not None))
-                yield item
+            self.in_flight += 1
+            try:
+                async for item in turn:
+                    if not isinstance(item, str):
+                        self._note(item, outcome, "session")
+                    if isinstance(item, Completion):
+                        _seed(estimate, session.memory)
+                        session.archived(prompt)
+                        outcome.archived = len(session.memory)
+                        self.metrics.count("finite_memory_archived_messages_total", len(new) + 1 + (prompt is not None))
+                    yield item
+            finally:
+                self.in_flight -= 1
 
     async def _stateless(
         self, chat: ChatRequest, options: dict[str, Any], outcome: _Outcome
@@ -150,40 +157,32 @@ class Proxy:
             raise bad_request(f"messages: {exc}", param="messages") from None
         backend = self.upstream.backend(chat.model)
         turn = run_turn(memory, backend, chat.messages[last_user:], options, stream=chat.stream, archive=None)
-        async for item in self._observed(turn, outcome, "stateless"):
-            yield item
-
-    async def _observed(
-        self,
-        turn: AsyncIterator[Context | str | Completion],
-        outcome: _Outcome,
-        mode: str,
-    ) -> AsyncIterator[Context | str | Completion]:
-        """``turn``'s items, with its context noted in ``outcome`` and its figures in the metrics."""
-        started = 0.0
         self.in_flight += 1
         try:
             async for item in turn:
-                if isinstance(item, Context):
-                    outcome.context = item
-                    self.metrics.observe("finite_memory_context_tokens", item.tokens)
-                    self.metrics.observe("finite_memory_policy_seconds", item.stats.policy_ms / 1000)
-                    self.metrics.count("finite_memory_turns_total", mode=mode)
-                    started = time.perf_counter()
-                elif isinstance(item, Completion):
-                    self._completed(item, started)
+                if not isinstance(item, str):
+                    self._note(item, outcome, "stateless")
                 yield item
         finally:
             self.in_flight -= 1
 
-    def _completed(self, completion: Completion, started: float) -> None:
-        self.metrics.observe("finite_memory_upstream_seconds", time.perf_counter() - started)
-        usage = completion.usage
+    def _note(self, item: Context | Completion, outcome: _Outcome, mode: str) -> None:
+        """Keep the turn's context in ``outcome`` and its figures in the metrics."""
+        metrics = self.metrics
+        if isinstance(item, Context):
+            outcome.context = item
+            outcome.sent = time.perf_counter()
+            metrics.observe("finite_memory_context_tokens", item.tokens)
+            metrics.observe("finite_memory_policy_seconds", item.stats.policy_ms / 1000)
+            metrics.count("finite_memory_turns_total", mode=mode)
+            return
+        metrics.observe("finite_memory_upstream_seconds", time.perf_counter() - outcome.sent)
+        usage = item.usage
         prompt = usage.get("prompt_tokens")
         if isinstance(prompt, int) and prompt > 0:
-            self.metrics.count("finite_memory_prompt_tokens_total", prompt)
-            self.metrics.count("finite_memory_completion_tokens_total", usage.get("completion_tokens") or 0)
-            self.metrics.count("finite_memory_cached_prompt_tokens_total", completion.stats.get("reused_tokens") or 0)
+            metrics.count("finite_memory_prompt_tokens_total", prompt)
+            metrics.count("finite_memory_completion_tokens_total", usage.get("completion_tokens") or 0)
+            metrics.count("finite_memory_cached_prompt_tokens_total", item.stats.get("reused_tokens") or 0)
 
     def _open_memory(self, name: str, estimate: ApproxTokenizer) -> Memory:
         tokenizer = ApproxTokenizer()
@@ -240,11 +239,19 @@ class Proxy:
             raise
         assert outcome.context is not None
 
+        encoder = SSEEncoder(rid, model, include_usage)
+
+        def encode(item: str | Completion) -> bytes:
+            return encoder.piece(item) if isinstance(item, str) else encoder.finish(item, _figures(outcome, item))
+
         async def body() -> AsyncIterator[bytes]:
             try:
-                pieces = _chain(first, events)
-                async for chunk in sse_chunks(rid, model, pieces, include_usage, lambda c: _figures(outcome, c)):
-                    yield chunk
+                yield encoder.start()
+                for piece in first:
+                    yield encode(piece)
+                async for item in events:
+                    if not isinstance(item, Context):
+                        yield encode(item)
             except asyncio.CancelledError:
                 self._count_error("client_disconnected")
                 raise
@@ -382,13 +389,6 @@ class _ClosingStream(StreamingResponse):
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 
-async def _chain(first: list[str | Completion], rest: AsyncIterator[Any]) -> AsyncIterator[str | Completion]:
-    for item in first:
-        yield item
-    async for item in rest:
-        yield item
-
-
 async def _until_disconnect(request: Request, work: Awaitable[Response]) -> Response:
     """Run ``work``, cancelling it when the client disconnects first (its turn is then not archived)."""
     task = asyncio.ensure_future(work)
@@ -406,7 +406,7 @@ async def _until_disconnect(request: Request, work: Awaitable[Response]) -> Resp
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
-        raise asyncio.CancelledError
+        raise ProxyError(499, "the client closed the connection before the reply", code="client_disconnected")
     return task.result()
 
 

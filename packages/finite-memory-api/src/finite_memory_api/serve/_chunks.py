@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from finite_memory import Completion
@@ -64,48 +63,48 @@ def completion_body(rid: str, model: str, completion: Completion) -> dict[str, A
     return body
 
 
-async def sse_chunks(
-    rid: str,
-    model: str,
-    pieces: AsyncIterator[str | Completion],
-    include_usage: bool,
-    figures: Callable[[Completion], dict[str, Any]],
-) -> AsyncIterator[bytes]:
-    """The reply as ``chat.completion.chunk`` events: the role, text deltas, tool calls, the finish, ``[DONE]``.
+class SSEEncoder:
+    """A reply as ``chat.completion.chunk`` server-sent events: the role, text deltas, then the end.
 
-    ``pieces`` are the reply's text pieces, then its :class:`Completion`. The finish
-    chunk carries ``figures(completion)`` as its ``finite_memory`` field (what is known
-    only once the turn is archived); a usage chunk follows when ``include_usage``.
+    The end (:meth:`finish`) is the tool calls, the finish reason with the turn's
+    ``figures`` as its ``finite_memory`` field, a usage chunk when the client asked for
+    one, and ``[DONE]``.
     """
-    created = int(time.time())
-    head = (
-        f'data: {{"id":"{rid}","object":"chat.completion.chunk","created":{created},"model":{_dumps(model)},"choices":'
-    )
 
-    def event(choices: str, tail: str = "") -> bytes:
-        return f"{head}{choices}{tail}}}\n\n".encode()
+    def __init__(self, rid: str, model: str, include_usage: bool) -> None:
+        created = int(time.time())
+        self._head = (
+            f'data: {{"id":"{rid}","object":"chat.completion.chunk","created":{created},'
+            f'"model":{_dumps(model)},"choices":'
+        )
+        self._include_usage = include_usage
 
-    yield event('[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]')
-    completion = None
-    async for piece in pieces:
-        if isinstance(piece, Completion):
-            completion = piece
-            break
-        yield event(f'[{{"index":0,"delta":{{"content":{_dumps(piece)}}},"finish_reason":null}}]')
-    if completion is None:
-        return
-    calls = _tool_calls(completion)
-    if calls:
-        deltas = [{"index": i, **call} for i, call in enumerate(calls)]
-        yield event(f'[{{"index":0,"delta":{{"tool_calls":{_dumps(deltas)}}},"finish_reason":null}}]')
-    finish = _dumps(completion.finish_reason or "stop")
-    yield event(
-        f'[{{"index":0,"delta":{{}},"finish_reason":{finish}}}]', f',"finite_memory":{_dumps(figures(completion))}'
-    )
-    usage = usage_body(completion)
-    if include_usage and usage is not None:
-        yield event("[]", f',"usage":{_dumps(usage)}')
-    yield b"data: [DONE]\n\n"
+    def _event(self, choices: str, tail: str = "") -> str:
+        return f"{self._head}{choices}{tail}}}\n\n"
+
+    def start(self) -> bytes:
+        return self._event('[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]').encode()
+
+    def piece(self, text: str) -> bytes:
+        return self._event(f'[{{"index":0,"delta":{{"content":{_dumps(text)}}},"finish_reason":null}}]').encode()
+
+    def finish(self, completion: Completion, figures: dict[str, Any]) -> bytes:
+        events = []
+        calls = _tool_calls(completion)
+        if calls:
+            deltas = [{"index": i, **call} for i, call in enumerate(calls)]
+            events.append(
+                self._event(f'[{{"index":0,"delta":{{"tool_calls":{_dumps(deltas)}}},"finish_reason":null}}]')
+            )
+        finish = _dumps(completion.finish_reason or "stop")
+        events.append(
+            self._event(f'[{{"index":0,"delta":{{}},"finish_reason":{finish}}}]', f',"finite_memory":{_dumps(figures)}')
+        )
+        usage = usage_body(completion)
+        if self._include_usage and usage is not None:
+            events.append(self._event("[]", f',"usage":{_dumps(usage)}'))
+        events.append("data: [DONE]\n\n")
+        return "".join(events).encode()
 
 
 def sse_error(error: ProxyError) -> bytes:

@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "access_log": args.access_log,
         "timeout_graceful_shutdown": 30,
+        # longer than the idle timeout of the load balancers in front (60 s on the common ones), so they
+        # never reuse a connection the proxy is closing
+        "timeout_keep_alive": 75,
         "server_header": False,
     }
     if args.workers == 1:
