@@ -24,6 +24,7 @@ from _serve_helpers import ThreadProxy, free_port
 pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
 
 MAX_TOKENS, RESERVE = 320, 32
+TURNS = 10
 SESSION = "X-Finite-Memory-Session"
 
 
@@ -100,7 +101,7 @@ def test_sessions_through_a_real_model_server_keep_their_turns_within_the_budget
     _, model = model_server
     chat = sdk(proxy, "real")
     used = []
-    for turn in range(14):
+    for turn in range(TURNS):
         raw = chat.chat.completions.with_raw_response.create(
             model=model,
             messages=[{"role": "user", "content": f"turn {turn}: tell me about the city of Lisbon and my dog"}],
@@ -115,7 +116,7 @@ def test_sessions_through_a_real_model_server_keep_their_turns_within_the_budget
     assert max(used) <= MAX_TOKENS - RESERVE  # counted by the model's own tokenizer, on its own server
     assert used[-1] > 0.5 * (MAX_TOKENS - RESERVE)  # the memory fills the budget rather than starving the prompt
     memory = proxy.proxy.sessions._entries["real"].memory
-    assert len(memory) == 28 and len(memory.context().messages) < 28  # older turns were left out
+    assert len(memory) == 2 * TURNS and len(memory.context().messages) < 2 * TURNS  # older turns were left out
 
 
 def test_the_async_sdk_and_models_through_a_real_model_server(proxy: Any, model_server: tuple[str, str]) -> None:

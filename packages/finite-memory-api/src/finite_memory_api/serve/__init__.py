@@ -11,26 +11,18 @@ Importing this package loads neither Starlette nor uvicorn; ``create_app`` does.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._config import SESSION_HEADER, ServeConfig
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 __all__ = ["SESSION_HEADER", "ServeConfig", "create_app"]
 
-_EXPORTS = {"ServeConfig": "._config", "create_app": "._app", "SESSION_HEADER": "._app"}
 
-if TYPE_CHECKING:
-    from ._app import SESSION_HEADER, create_app
-    from ._config import ServeConfig
+def create_app(config: ServeConfig) -> Starlette:
+    """The proxy as an ASGI application (run it with uvicorn, or mount it in another app)."""
+    from ._app import create_app as build
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'finite_memory_api.serve' has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return build(config)

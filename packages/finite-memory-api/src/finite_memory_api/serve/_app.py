@@ -24,7 +24,7 @@ from finite_memory import ApproxTokenizer, BackendError, Completion, Context, Me
 from finite_memory.stores import StoreConflict, open_store
 
 from ._chunks import SSEEncoder, completion_body, sse_error
-from ._config import CONFIG_ENV, ServeConfig
+from ._config import CONFIG_ENV, SESSION_HEADER, ServeConfig
 from ._errors import ProxyError, bad_request, session_busy, upstream_error
 from ._metrics import Metrics
 from ._request import ChatRequest, parse_chat_request
@@ -34,9 +34,6 @@ from ._turn import archiver, run_turn
 from ._upstream import Upstream
 
 logger = logging.getLogger("finite_memory_api.serve")
-
-#: The request header that makes a request stateful.
-SESSION_HEADER = "x-finite-memory-session"
 
 _JSON = "application/json"
 

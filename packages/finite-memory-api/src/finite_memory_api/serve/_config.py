@@ -10,6 +10,9 @@ from typing import Any
 #: The environment variable that hands the configuration to worker processes (``--workers``).
 CONFIG_ENV = "FINITE_MEMORY_SERVE_CONFIG"
 
+#: The request header that makes a request stateful: its messages are that session's new ones.
+SESSION_HEADER = "x-finite-memory-session"
+
 
 @dataclass(frozen=True)
 class ServeConfig:
