@@ -66,6 +66,8 @@ class Proxy:
         self.store = open_store(config.store)
         self.sessions = Sessions(self.store, limit=config.max_sessions, wait=config.session_wait)
         self.in_flight = 0
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._replies = 0
         self.metrics = Metrics(
             config.metrics_dir,
             gauges={
@@ -88,7 +90,7 @@ class Proxy:
             events = self._stateless(chat, options, outcome)
         else:
             events = self._session(session_name(tenant, session_id), chat, options, outcome)
-        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        rid = self._reply_id()
         model = chat.model or self.upstream.default_model
         if chat.stream:
             return await self._streamed(request, events, outcome, rid, model, chat.include_usage)
@@ -262,6 +264,11 @@ class Proxy:
         return _ClosingStream(body(), headers=headers, media_type="text/event-stream")
 
     # -- requests and errors ----------------------------------------------------------------
+
+    def _reply_id(self) -> str:
+        """A reply id unique across processes and restarts, with no system call per reply."""
+        self._replies += 1
+        return f"chatcmpl-{self._id_prefix}{self._replies:08x}"
 
     def _tenant(self, request: Request) -> str | None:
         if self.tenants is None:

@@ -11,9 +11,11 @@ import httpx
 from finite_memory import ApproxTokenizer, Backend, load_backend
 
 from ._errors import ProxyError, Redactor
+from ._pool import ShardedTransport
 
 #: Backends kept at once (one per distinct ``model`` the clients send), least recently used out first.
 MAX_MODELS = 32
+
 
 
 class Upstream:
@@ -54,7 +56,9 @@ class Upstream:
         model = model or self.default_model
         backend = self._backends.get(model)
         if backend is None:
-            backend = load_backend(f"{self.scheme}:{model}", **self._options)
+            # httpx keeps 20 connections alive in one pool that it scans on every request: with more
+            # turns in flight, most turns opened a connection, and the scans cost more than the turn
+            backend = load_backend(f"{self.scheme}:{model}", async_transport=ShardedTransport(), **self._options)
             self._backends[model] = backend
             while len(self._backends) > MAX_MODELS:
                 _, old = self._backends.popitem(last=False)
