@@ -17,7 +17,6 @@ from ._pool import ShardedTransport
 MAX_MODELS = 32
 
 
-
 class Upstream:
     """The serving engine behind the proxy.
 
