@@ -280,3 +280,19 @@ def test_an_anthropic_upstream_behind_the_openai_protocol(
     assert [c.function.name for c in calls] == ["get_weather"]  # type: ignore[union-attr]
     assert [m["role"] for m in upstream.requests[-1]["body"]["messages"]] == ["user", "assistant", "user"]
     assert [m.id for m in chat.models.list().data] == ["test-model"]
+
+
+def test_sessions_past_the_memory_limit_are_released_and_read_back(
+    upstream: ServeUpstream, make_proxy: Callable[..., Any]
+) -> None:
+    proxy = make_proxy(max_cached_messages=5)
+    for session in ("a", "b"):
+        for text in ("one", "two"):
+            client(proxy, session).chat.completions.create(
+                model="test-model", messages=[{"role": "user", "content": f"{session} {text}"}]
+            )
+    sessions = proxy.proxy.sessions
+    assert list(sessions._entries) == ["b"] and sessions.messages == 4  # "a" went: 8 messages were held
+    client(proxy, "a").chat.completions.create(model="test-model", messages=[{"role": "user", "content": "a three"}])
+    assert [m[1] for m in sent(upstream)] == ["a one", "echo: a one", "a two", "echo: a two", "a three"]
+    assert list(sessions._entries) == ["a"] and sessions.messages == 6

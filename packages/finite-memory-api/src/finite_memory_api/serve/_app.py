@@ -64,7 +64,9 @@ class Proxy:
         )
         self.tenants = Tenants(config.api_keys_file) if config.api_keys_file else None
         self.store = open_store(config.store)
-        self.sessions = Sessions(self.store, limit=config.max_sessions, wait=config.session_wait)
+        self.sessions = Sessions(
+            self.store, limit=config.max_sessions, max_messages=config.max_cached_messages, wait=config.session_wait
+        )
         self.in_flight = 0
         self._id_prefix = uuid.uuid4().hex[:16]
         self._replies = 0
@@ -72,6 +74,7 @@ class Proxy:
             config.metrics_dir,
             gauges={
                 "finite_memory_sessions_open": lambda: len(self.sessions),
+                "finite_memory_cached_messages": lambda: self.sessions.messages,
                 "finite_memory_turns_in_flight": lambda: self.in_flight,
             },
         )

@@ -51,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--session-wait", type=float, default=30.0, help="seconds a turn waits for a busy session before 409 (30)"
     )
     parser.add_argument("--max-sessions", type=int, default=1024, help="sessions each process keeps loaded (1024)")
+    parser.add_argument(
+        "--max-cached-messages",
+        type=int,
+        default=1_000_000,
+        help="archived messages each process keeps loaded, all sessions together (1,000,000: about 0.7 GB)",
+    )
     parser.add_argument("--upstream-timeout", type=float, default=600.0, help="seconds per upstream read (600)")
     parser.add_argument("--upstream-retries", type=int, default=2, help="retries on connect errors, 429, 5xx (2)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
@@ -77,6 +83,7 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         max_body_bytes=args.max_body_bytes,
         session_wait=args.session_wait,
         max_sessions=args.max_sessions,
+        max_cached_messages=args.max_cached_messages,
         upstream_timeout=args.upstream_timeout,
         upstream_retries=args.upstream_retries,
     )

@@ -36,6 +36,8 @@ class ServeConfig:
         session_wait: seconds a request waits for a turn already running on its session
             before it is answered 409.
         max_sessions: sessions each process holds in memory (least recently used out).
+        max_cached_messages: archived messages each process holds in memory, all its
+            sessions together (least recently used sessions out).
         upstream_timeout: seconds to wait for the upstream (per read, not per reply).
         upstream_retries: retries of a failed upstream call (connect errors, 429, 5xx).
         metrics_dir: a folder where worker processes pool their metrics (``--workers``).
@@ -52,12 +54,13 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     session_wait: float = 30.0
     max_sessions: int = 1024
+    max_cached_messages: int = 1_000_000
     upstream_timeout: float = 600.0
     upstream_retries: int = 2
     metrics_dir: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_body_bytes", "max_sessions"):
+        for name in ("max_tokens", "max_body_bytes", "max_sessions", "max_cached_messages"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

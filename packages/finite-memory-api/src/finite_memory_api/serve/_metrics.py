@@ -45,6 +45,7 @@ METRICS: dict[str, tuple[str, str, tuple[float, ...] | None]] = {
         (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
     ),
     "finite_memory_sessions_open": ("gauge", "Sessions held in this server's memory.", None),
+    "finite_memory_cached_messages": ("gauge", "Archived messages held in this server's memory.", None),
     "finite_memory_turns_in_flight": ("gauge", "Turns waiting for the upstream right now.", None),
 }
 

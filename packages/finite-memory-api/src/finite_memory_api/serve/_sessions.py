@@ -47,20 +47,26 @@ class Session:
 
 
 class Sessions:
-    """The sessions this process holds, least recently used first out past ``limit``.
+    """The sessions this process holds, least recently used out first.
 
     Args:
         store: the store every session lives in (shared with other processes or not).
-        limit: sessions held in memory at once; one past it releases the least recently
-            used idle one (it is read back from the store when it is used again).
+        limit: sessions held in memory at once.
+        max_messages: archived messages held in memory at once, all sessions together
+            (about 0.7 KB each with the default policy).
         wait: seconds a request waits for a turn already running on its session before
             it is answered 409.
+
+    Past either limit the least recently used idle sessions are released (never the one
+    used last); a released session is read back from the store when it is used again.
     """
 
-    def __init__(self, store: Store, *, limit: int, wait: float) -> None:
+    def __init__(self, store: Store, *, limit: int, max_messages: int, wait: float) -> None:
         self.store = store
         self.limit = limit
+        self.max_messages = max_messages
         self.wait = wait
+        self.messages = 0  # archived messages held, all sessions together
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # a process-local store has no other writer to catch up with
         self._shared = not isinstance(store, InMemoryStore)
@@ -93,6 +99,7 @@ class Sessions:
                     "retry when it is done (turns on one session run one at a time)",
                     retry_after=min(self.wait, 5.0),
                 ) from None
+            held = len(entry.memory) if entry.memory is not None else 0
             try:
                 if entry.memory is None:
                     entry.memory = await asyncio.to_thread(open_memory, name)
@@ -101,23 +108,21 @@ class Sessions:
                     entry.system = _newest_system(entry.memory)
                 yield Session(entry)
             finally:
+                self.messages += (len(entry.memory) if entry.memory is not None else 0) - held
                 entry.lock.release()
         finally:
             entry.users -= 1
             self._evict()
 
     def _evict(self) -> None:
-        excess = len(self._entries) - self.limit
-        if excess <= 0:
+        if len(self._entries) <= self.limit and self.messages <= self.max_messages:
             return
-        idle = []
-        for name, entry in self._entries.items():  # least recently used first
+        for name, entry in list(self._entries.items())[:-1]:  # least recently used first; never the latest
+            if len(self._entries) <= self.limit and self.messages <= self.max_messages:
+                return
             if entry.users == 0:
-                idle.append(name)
-                if len(idle) == excess:
-                    break
-        for name in idle:
-            del self._entries[name]
+                del self._entries[name]
+                self.messages -= len(entry.memory) if entry.memory is not None else 0
 
 
 def _newest_system(memory: Memory) -> str | None:
