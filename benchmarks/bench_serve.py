@@ -13,12 +13,15 @@ Three processes on 127.0.0.1:
 Every session starts with 10,000 archived messages. Each round runs every session's
 turns through the proxy, then as many direct calls to the upstream carrying the very
 prompt the proxy sends for that session (its context plus the new message): the two
-alternate, so the machine's noise hits both alike. "Added" is the proxy's latency
+alternate, so the machine's noise hits both alike. Sessions run at once: 1, then 50 with
+no pause between a session's turns (50 turns always in flight, the heaviest load 50
+sessions can make), then 50 with a user's pause between turns (``--think-ms``, 1 s on
+average). "Added" is the proxy's latency
 percentile minus the direct one, for whole replies and for the time to the first
 streamed token. At the end the store is read back: every answered turn must be there
 exactly once, in order, and nothing else.
 
-    python benchmarks/bench_serve.py            # 1 and 50 concurrent sessions
+    python benchmarks/bench_serve.py            # 1 and 50 concurrent sessions (about 4 minutes)
     python benchmarks/bench_serve.py --quick    # fewer turns
 """
 
@@ -28,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -168,6 +172,7 @@ class Load:
         self.prompt_tokens: list[int] = []
         self.contexts: dict[str, list[dict[str, Any]]] = {}
         self.turns = 0  # numbers every turn's text, so each is unique in the run
+        self.random = random.Random(13)
 
     def direct_prompt(self, session: str) -> list[dict[str, Any]]:
         """The context the proxy sends for this session: the same memory over the same store."""
@@ -195,9 +200,19 @@ class Load:
                 self.prompt_tokens.append(json.loads(reply)["usage"]["prompt_tokens"])
         return elapsed * 1000
 
-    async def round(self, sessions: list[str], turns: int, *, path: str, stream: bool) -> list[float]:
+    async def round(
+        self, sessions: list[str], turns: int, *, path: str, stream: bool, think_ms: float = 0.0
+    ) -> list[float]:
+        """Every session's ``turns`` turns, all sessions at once; each session pauses between its turns
+        for ``think_ms`` on average (0.5x to 1.5x, seeded), as a user reads and types."""
+
         async def one(session: str) -> list[float]:
-            return [await self.turn(session, path=path, stream=stream) for _ in range(turns)]
+            out = []
+            for _ in range(turns):
+                if think_ms:
+                    await asyncio.sleep(self.random.uniform(0.5, 1.5) * think_ms / 1000)
+                out.append(await self.turn(session, path=path, stream=stream))
+            return out
 
         results = await asyncio.gather(*(one(s) for s in sessions))
         return [x for r in results for x in r]
@@ -217,7 +232,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(load: Load, sessions: list[str], args: argparse.Namespace, proxy_pid: int) -> dict[str, float]:
+async def measure(
+    load: Load, sessions: list[str], args: argparse.Namespace, proxy_pid: int, think_ms: float
+) -> dict[str, float]:
     figures: dict[str, float] = {}
     for stream in (False, True):
         kind = "stream" if stream else "whole"
@@ -227,9 +244,9 @@ async def measure(load: Load, sessions: list[str], args: argparse.Namespace, pro
         cpu = 0.0
         for _ in range(args.rounds):
             before = cpu_seconds(proxy_pid)
-            timings["proxy"] += await load.round(sessions, args.turns, path="proxy", stream=stream)
+            timings["proxy"] += await load.round(sessions, args.turns, path="proxy", stream=stream, think_ms=think_ms)
             cpu += cpu_seconds(proxy_pid) - before
-            timings["direct"] += await load.round(sessions, args.turns, path="direct", stream=stream)
+            timings["direct"] += await load.round(sessions, args.turns, path="direct", stream=stream, think_ms=think_ms)
         for q, label in ((0.5, "p50"), (0.99, "p99")):
             proxy, direct = percentile(timings["proxy"], q), percentile(timings["direct"], q)
             figures[f"{kind} {label}"] = proxy - direct
@@ -239,8 +256,10 @@ async def measure(load: Load, sessions: list[str], args: argparse.Namespace, pro
     return figures
 
 
-def report(count: int, figures: dict[str, float], args: argparse.Namespace) -> None:
+def report(count: int, figures: dict[str, float], args: argparse.Namespace, think_ms: float) -> None:
     whole_ms = args.first_ms + args.token_ms * (TOKENS - 1)
+    pace = f"{think_ms / 1000:g} s between turns" if think_ms else "no pause between turns"
+    print(f"{count} session{'s' if count > 1 else ''} at once, {pace}:")
     for kind, what in (
         ("whole", f"whole reply ({whole_ms:.0f} ms)"),
         ("stream", f"first token ({args.first_ms:.0f} ms)"),
@@ -253,8 +272,8 @@ def report(count: int, figures: dict[str, float], args: argparse.Namespace) -> N
             parts.append(f"{label} {added:+6.2f} ms ({proxy:.1f} vs {direct:.1f}; {goal})")
         cpu = figures[f"{kind} cpu ms"]
         print(
-            f"{count:>2} session{'s' if count > 1 else ' '}, {what:<24} {int(figures[f'{kind} turns']):>4} turns, "
-            f"proxy CPU {cpu:.2f} ms/turn: added " + "; ".join(parts)
+            f"  {what:<24} {int(figures[f'{kind} turns']):>4} turns, proxy CPU {cpu:.2f} ms/turn: added "
+            + "; ".join(parts)
         )
 
 
@@ -314,8 +333,9 @@ def wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -
 
 async def drive(args: argparse.Namespace, ports: tuple[int, int], store: Path, proxy_pid: int) -> Load:
     load = Load(ports[0], ports[1], store, args.policy)
-    for count in SESSIONS:
-        report(count, await measure(load, [f"bench-{i}" for i in range(count)], args, proxy_pid), args)
+    for count, think_ms in ((1, 0.0), (50, 0.0), (50, args.think_ms)):
+        sessions = [f"bench-{i}" for i in range(count)]
+        report(count, await measure(load, sessions, args, proxy_pid, think_ms), args, think_ms)
     load.close()
     status = dict(line.split(":", 1) for line in Path(f"/proc/{proxy_pid}/status").read_text().splitlines())
     rss = int(status["VmRSS"].split()[0]) / 1024
@@ -388,6 +408,7 @@ def main() -> None:
     parser.add_argument("--policy", default="sliding", help="the proxy's memory policy (sliding)")
     parser.add_argument("--first-ms", type=float, default=100.0, help="upstream time to the first token (100)")
     parser.add_argument("--token-ms", type=float, default=20.0, help="upstream time per further token (20)")
+    parser.add_argument("--think-ms", type=float, default=1000.0, help="a user's pause between turns, mean (1000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per figure (4; 2 with --quick)")
     parser.add_argument("--turns", type=int, default=None, help="turns per session and round (5; 2 with --quick)")
     parser.add_argument("--upstream", type=int, default=None, help=argparse.SUPPRESS)  # serve the upstream on this port

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 from _serve_helpers import ServeUpstream
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finite_memory_api.serve._errors import ProxyError
@@ -104,6 +104,7 @@ def test_keys_file_errors_name_the_line_never_the_key(text: str, problem: str) -
     assert ALICE not in str(caught.value)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=300))
 def test_the_keys_parser_takes_any_text(text: str) -> None:
     try:
@@ -123,6 +124,7 @@ LINES = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(LINES)
 def test_no_key_ever_shows_in_a_keys_file_error(lines: list[tuple[str, str, str]]) -> None:
     text = "\n".join(f"{key} {tenant}{tail}" for key, tenant, tail in lines)
@@ -132,6 +134,7 @@ def test_no_key_ever_shows_in_a_keys_file_error(lines: list[tuple[str, str, str]
         assert not any(key in str(exc) for key, _, _ in lines)
 
 
+@settings(deadline=None)
 @given(st.text(min_size=1, max_size=300))
 def test_no_session_id_escapes_its_tenant(session: str) -> None:
     try:

@@ -96,7 +96,7 @@ class Proxy:
         rid = self._reply_id()
         model = chat.model or self.upstream.default_model
         if chat.stream:
-            return await self._streamed(request, events, outcome, rid, model, chat.include_usage)
+            return await self._streamed(events, outcome, rid, model, chat.include_usage)
         return await _until_disconnect(request, self._whole(events, outcome, rid, model))
 
     async def models(self, request: Request) -> Response:
@@ -221,7 +221,6 @@ class Proxy:
 
     async def _streamed(
         self,
-        request: Request,
         events: AsyncIterator[Context | str | Completion],
         outcome: _Outcome,
         rid: str,
