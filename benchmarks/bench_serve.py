@@ -2,9 +2,9 @@
 
 Three processes on 127.0.0.1:
 
-- a model-like upstream (this script with ``--upstream``): each reply is 16 tokens, the
-  first after ``--first-ms``, then one every ``--token-ms``; a whole reply comes when
-  its last token would;
+- a model-like upstream (this script with ``--upstream``): a reply is 8 to 24 tokens (16
+  on average), the first after ``--first-ms`` (+-20 %), then one every ``--token-ms``; a
+  whole reply comes when its last token would (as for a real model, replies differ);
 - the real ``finite-memory serve`` command, one process, on a SQLite store in WAL mode
   with ``synchronous=normal`` (the default store's setting), policy ``--policy``;
 - this script as the client, one keep-alive connection per session (a plain asyncio
@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -63,24 +64,27 @@ def prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 async def upstream_server(port: int, first_ms: float, token_ms: float) -> None:
-    words = [f"w{i} " for i in range(TOKENS)]
-
     def chunk(data: dict[str, Any]) -> bytes:
         raw = f"data: {json.dumps(data)}\n\n".encode()
         return f"{len(raw):x}\r\n".encode() + raw + b"\r\n"
 
     async def reply(writer: asyncio.StreamWriter, body: dict[str, Any]) -> None:
-        usage = {"prompt_tokens": prompt_tokens(body["messages"]), "completion_tokens": TOKENS}
-        usage["total_tokens"] = usage["prompt_tokens"] + TOKENS
+        # the reply's length and first-token time follow from the request's "user" (a session and a
+        # turn of a round): the proxy's round and the direct round that follows draw the same ones
+        draw = random.Random(zlib.crc32(str(body.get("user")).encode()))
+        words = [f"w{i} " for i in range(draw.randint(TOKENS // 2, TOKENS * 3 // 2))]
+        first = first_ms * draw.uniform(0.8, 1.2)
+        usage = {"prompt_tokens": prompt_tokens(body["messages"]), "completion_tokens": len(words)}
+        usage["total_tokens"] = usage["prompt_tokens"] + len(words)
         if not body.get("stream"):
-            await asyncio.sleep((first_ms + token_ms * (TOKENS - 1)) / 1000)
+            await asyncio.sleep((first + token_ms * (len(words) - 1)) / 1000)
             choice = {"index": 0, "message": {"role": "assistant", "content": "".join(words)}, "finish_reason": "stop"}
             raw = json.dumps({"id": "x", "object": "chat.completion", "choices": [choice], "usage": usage}).encode()
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(raw))
             writer.write(raw)
             return
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        await asyncio.sleep(first_ms / 1000)
+        await asyncio.sleep(first / 1000)
         for i, word in enumerate(words):
             if i:
                 await asyncio.sleep(token_ms / 1000)
@@ -173,6 +177,7 @@ class Load:
         self.contexts: dict[str, list[dict[str, Any]]] = {}
         self.turns = 0  # numbers every turn's text, so each is unique in the run
         self.random = random.Random(13)
+        self.reply_s = 0.4  # the upstream's mean time for a whole reply, set by the caller
 
     def direct_prompt(self, session: str) -> list[dict[str, Any]]:
         """The context the proxy sends for this session: the same memory over the same store."""
@@ -183,13 +188,21 @@ class Load:
             store.close()
         return self.contexts[session]
 
-    async def turn(self, session: str, *, path: str, stream: bool) -> float:
-        """One turn; its latency in ms (to the first streamed token when ``stream``)."""
+    async def turn(self, session: str, k: int, *, path: str, stream: bool) -> float:
+        """The ``k``-th turn of a round; its latency in ms (to the first streamed token when ``stream``)."""
         self.turns += 1
         text = f"turn {self.turns} of {session}: what did we say about item {self.turns % 97}?"
         new = [{"role": "user", "content": text}]
         messages = [*self.direct_prompt(session), *new] if path == "direct" else new
-        body = json.dumps({"model": "bench-model", "messages": messages, "max_tokens": RESERVE, "stream": stream})
+        body = json.dumps(
+            {
+                "model": "bench-model",
+                "messages": messages,
+                "max_tokens": RESERVE,
+                "stream": stream,
+                "user": f"{session}:{k}",
+            }
+        )
         headers = {"x-finite-memory-session": session} if path == "proxy" else {}
         key = (path, session)
         connection = self.connections.get(key) or self.connections.setdefault(key, Connection(self.ports[path]))
@@ -206,15 +219,18 @@ class Load:
         """Every session's ``turns`` turns, all sessions at once; each session pauses between its turns
         for ``think_ms`` on average (0.5x to 1.5x, seeded), as a user reads and types."""
 
-        async def one(session: str) -> list[float]:
+        async def one(session: str, start: float) -> list[float]:
+            await asyncio.sleep(start)
             out = []
-            for _ in range(turns):
+            for k in range(turns):
                 if think_ms:
                     await asyncio.sleep(self.random.uniform(0.5, 1.5) * think_ms / 1000)
-                out.append(await self.turn(session, path=path, stream=stream))
+                out.append(await self.turn(session, k, path=path, stream=stream))
             return out
 
-        results = await asyncio.gather(*(one(s) for s in sessions))
+        # sessions start at random moments within one reply's time, as users do, not all at once
+        starts = [self.random.uniform(0, self.reply_s) if len(sessions) > 1 else 0.0 for _ in sessions]
+        results = await asyncio.gather(*(one(s, start) for s, start in zip(sessions, starts, strict=True)))
         return [x for r in results for x in r]
 
     def close(self) -> None:
@@ -261,8 +277,8 @@ def report(count: int, figures: dict[str, float], args: argparse.Namespace, thin
     pace = f"{think_ms / 1000:g} s between turns" if think_ms else "no pause between turns"
     print(f"{count} session{'s' if count > 1 else ''} at once, {pace}:")
     for kind, what in (
-        ("whole", f"whole reply ({whole_ms:.0f} ms)"),
-        ("stream", f"first token ({args.first_ms:.0f} ms)"),
+        ("whole", f"whole reply (~{whole_ms:.0f} ms)"),
+        ("stream", f"first token (~{args.first_ms:.0f} ms)"),
     ):
         parts = []
         for label, target in (("p50", P50_TARGET_MS), ("p99", P99_TARGET_MS)):
@@ -333,6 +349,7 @@ def wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -
 
 async def drive(args: argparse.Namespace, ports: tuple[int, int], store: Path, proxy_pid: int) -> Load:
     load = Load(ports[0], ports[1], store, args.policy)
+    load.reply_s = (args.first_ms + args.token_ms * (TOKENS - 1)) / 1000
     for count, think_ms in ((1, 0.0), (50, 0.0), (50, args.think_ms)):
         sessions = [f"bench-{i}" for i in range(count)]
         report(count, await measure(load, sessions, args, proxy_pid, think_ms), args, think_ms)
