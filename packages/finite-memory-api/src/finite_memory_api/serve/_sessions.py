@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from finite_memory import Memory
 from finite_memory.stores import InMemoryStore, Store
-from finite_memory.stores.sqlite import SQLiteStore
 
 from ._errors import session_busy
 
@@ -70,10 +69,9 @@ class Sessions:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # a process-local store has no other writer to catch up with
         self._shared = not isinstance(store, InMemoryStore)
-        # writes that wait on a disk flush or a network go to a thread; the others cost microseconds
-        self.write_in_thread = self._shared and not (
-            isinstance(store, SQLiteStore) and store.synchronous in ("normal", "off")
-        )
+        # a durable store's writes go to a thread: an fsync, a WAL checkpoint (every few hundred
+        # SQLite commits, even with synchronous=normal) or a network round trip never stalls other turns
+        self.write_in_thread = self._shared
 
     def __len__(self) -> int:
         return len(self._entries)

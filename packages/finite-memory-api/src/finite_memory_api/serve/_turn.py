@@ -76,9 +76,9 @@ async def run_turn(
 def archiver(memory: Memory, *, in_thread: bool) -> Archive:
     """How a turn is archived: ``memory.extend(batch, if_unchanged=True)``.
 
-    ``in_thread`` runs it off the event loop, for a store whose writes wait on a disk
-    (fsync) or a network; a cancelled request then waits for the write to finish, so the
-    next turn on the session never starts while it still runs.
+    ``in_thread`` runs it off the event loop, for a store whose writes may wait on a disk
+    (fsync, checkpoint) or a network; a cancelled request then waits for the write to
+    finish, so the next turn on the session never starts while it still runs.
     """
 
     async def archive(batch: list[Message]) -> None:
