@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -296,3 +298,28 @@ def test_sessions_past_the_memory_limit_are_released_and_read_back(
     client(proxy, "a").chat.completions.create(model="test-model", messages=[{"role": "user", "content": "a three"}])
     assert [m[1] for m in sent(upstream)] == ["a one", "echo: a one", "a two", "echo: a two", "a three"]
     assert list(sessions._entries) == ["a"] and sessions.messages == 6
+
+
+def test_a_long_archive_is_frozen_out_of_the_collector_and_still_freed_when_released(
+    tmp_path: Any, make_proxy: Callable[..., Any]
+) -> None:
+    from finite_memory import Message
+    from finite_memory.stores.sqlite import SQLiteStore
+
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    store = SQLiteStore(url)
+    store.append(
+        "long", [Message("user" if i % 2 == 0 else "assistant", f"m{i}", id=i, turn=i // 2) for i in range(2000)]
+    )
+    store.close()
+    proxy = make_proxy(store=url, max_sessions=1)
+    try:
+        before = gc.get_freeze_count()
+        client(proxy, "long").chat.completions.create(model="test-model", messages=[{"role": "user", "content": "x"}])
+        assert gc.get_freeze_count() > before + 2000
+        held = weakref.ref(proxy.proxy.sessions._entries["long"].memory)
+        client(proxy, "short").chat.completions.create(model="test-model", messages=[{"role": "user", "content": "y"}])
+        assert list(proxy.proxy.sessions._entries) == ["short"]
+        assert held() is None  # released and freed by reference counting, frozen or not
+    finally:
+        gc.unfreeze()
