@@ -98,9 +98,13 @@ def upstream_error(exc: BackendError, redact: Redactor) -> ProxyError:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    while cause is not None:
-        if isinstance(cause, (httpx.TimeoutException, TimeoutError)):
+    """Whether a backend error came from a timeout: an httpx timeout behind it, or its message says so."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain of causes, short in practice
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None:
+            break
+        if isinstance(seen, (httpx.TimeoutException, TimeoutError)):
             return True
-        cause = cause.__cause__
-    return False
+    text = str(exc)  # an upstream's own message (with a status) may say "timed out" too: not ours
+    return getattr(exc, "status", None) is None and ("timed out" in text or "past its deadline" in text)
