@@ -107,8 +107,11 @@ class Sessions:
                     entry.memory = await asyncio.to_thread(open_memory, name)
                     entry.system = _newest_system(entry.memory)
                     _settle(entry.memory)
-                elif self._shared and entry.memory.refresh():  # another process wrote to it
-                    entry.system = _newest_system(entry.memory)
+                elif self._shared:
+                    before = len(entry.memory)
+                    entry.memory.refresh()
+                    if len(entry.memory) != before:  # another process wrote to it
+                        entry.system = _newest_system(entry.memory)
                 yield Session(entry)
             finally:
                 self.messages += (len(entry.memory) if entry.memory is not None else 0) - held

@@ -62,14 +62,14 @@ async def run_turn(
     else:
         completion = await backend.acomplete(context.messages, **options)
 
+    prompt_tokens = completion.usage.get("prompt_tokens")
+    calibrate = getattr(memory.tokenizer, "calibrate", None)
+    if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:
+        calibrate(context.messages, prompt_tokens)  # before the archive, which may store it with the turn
     if archive is not None:
         reply = Message("assistant", completion.text, tool_calls=completion.tool_calls)
         batch = [Message("system", system)] if system is not None else []
         await archive([*batch, *new, reply])
-    prompt_tokens = completion.usage.get("prompt_tokens")
-    calibrate = getattr(memory.tokenizer, "calibrate", None)
-    if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:
-        calibrate(context.messages, prompt_tokens)
     yield completion
 
 
