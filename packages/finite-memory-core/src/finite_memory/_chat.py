@@ -73,6 +73,19 @@ class _Turn:
     retried: bool = False
 
 
+def reply_message(completion: Completion, backend: str) -> Message:
+    """The assistant message a finished reply is archived as; one cut at its length is marked in ``meta``.
+
+    The gate into the archive: a reply that could not be saved or sent again raises
+    :class:`~finite_memory.BackendError` naming ``backend``, and the turn fails.
+    """
+    meta = {"finish_reason": completion.finish_reason} if completion.finish_reason in CUT_OFF else {}
+    try:
+        return Message("assistant", completion.text, tool_calls=completion.tool_calls, meta=meta)
+    except (TypeError, ValueError) as exc:
+        raise BackendError(f"{backend} sent a reply that cannot be archived: {exc}"[:500]) from None
+
+
 class Chat:
     """A conversation with a model through a finite memory.
 
@@ -261,12 +274,7 @@ class Chat:
     # -- committing a turn --------------------------------------------------------------
 
     def _commit(self, turn: _Turn, completion: Completion) -> Reply:
-        cut = completion.finish_reason in CUT_OFF
-        meta = {"finish_reason": completion.finish_reason} if cut else {}
-        try:  # the gate into the archive: a reply that could not be saved or sent again fails the turn
-            reply = Message("assistant", completion.text, tool_calls=completion.tool_calls, meta=meta)
-        except (TypeError, ValueError) as exc:
-            raise BackendError(f"{self.backend.name} sent a reply that cannot be archived: {exc}"[:500]) from None
+        reply = reply_message(completion, self.backend.name)
         prompt_tokens = completion.usage.get("prompt_tokens")
         calibrate = getattr(self.memory.tokenizer, "calibrate", None)
         if calibrate is not None and isinstance(prompt_tokens, int) and prompt_tokens > 0:

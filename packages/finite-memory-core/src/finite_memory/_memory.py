@@ -182,12 +182,17 @@ class Memory:
         return self.extend([_new_message(role, content, fields)])[0]
 
     @locked
-    def extend(self, messages: Iterable[Message], *, context: Context | None = None) -> list[Message]:
+    def extend(
+        self, messages: Iterable[Message], *, context: Context | None = None, if_unchanged: bool = False
+    ) -> list[Message]:
         """Archive several messages at once: all of them, or none if one is invalid.
 
         With a durable store the batch is written in one transaction before this
         returns. When another writer added to the same session meanwhile, the memory
-        reads what it missed and stamps the batch again after it.
+        reads what it missed and stamps the batch again after it; with
+        ``if_unchanged=True`` it reads what it missed and raises
+        :class:`~finite_memory.stores.StoreConflict` instead, archiving nothing (for a
+        reply built on a context that did not hold the other writer's messages).
 
         ``context``: the context (built by this memory for a turn not archived yet, as
         ``Chat`` does) that these messages answer. The policy state computed for it (a
@@ -212,6 +217,8 @@ class Memory:
                 if attempt:  # lost twice in a row: a hot session; spread the writers out
                     time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, 0.0005 * 2**attempt)))
                 self._catch_up(conflict.expected)
+                if if_unchanged:
+                    raise
                 draft = None  # computed without the messages caught up with
                 continue
             self._exists = True

@@ -1,4 +1,4 @@
-"""Plugins through entry points: backends, policies, stores, embedders, summarizers, scorers."""
+"""Plugins through entry points: backends, policies, stores, embedders, summarizers, scorers, CLI commands."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ GROUPS: dict[str, str] = {
     "embedders": "finite_memory.embedders",
     "summarizers": "finite_memory.summarizers",
     "scorers": "finite_memory.scorers",
+    "commands": "finite_memory.commands",
 }
 
 _SINGULAR = {kind: kind.removesuffix("s").replace("policie", "policy") for kind in GROUPS}
@@ -44,6 +45,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "embedders": {"hashing": "finite_memory.embedders:HashingEmbedder"},
     "scorers": {"information": "finite_memory._information:Information"},
     "summarizers": {"extractive": "finite_memory._extractive:Extractive"},
+    "commands": {},
 }
 
 #: Plugins that ship in another distribution of this project: kind -> name -> (distribution, extras).
@@ -56,6 +58,7 @@ ELSEWHERE: dict[str, dict[str, tuple[str, str]]] = {
     "embedders": {"minilm": ("finite-memory-hf", "minilm")},
     "scorers": {"attention": ("finite-memory-hf", "")},
     "summarizers": {"model": ("finite-memory-hf", "")},
+    "commands": {"serve": ("finite-memory-api", "serve")},
 }
 
 
