@@ -22,6 +22,7 @@ TEST_DEPS = ["pytest>=8", "pytest-cov>=5", "pytest-asyncio>=0.24", "hypothesis>=
 INTEGRATION_TEST_DEPS = [
     "langchain>=1.0",
     "langchain-core>=1.0",
+    "langchain-openai>=1.0",  # the README's agent example runs against the loopback server
     "llama-index-core>=0.14",
     "openai",
     "anthropic",

@@ -32,12 +32,23 @@ def blocks() -> list[Block]:
 
 
 def shell_lines(section: str | None = None) -> list[tuple[int, str]]:
-    """``(line number, command)`` of every line of the bash blocks (of one section), comments kept."""
+    """``(line number, command)`` of every command of the bash blocks (of one section), comments kept.
+
+    A command continued with a trailing ``\\`` is one command, numbered by its first line.
+    """
     lines = []
     for block in blocks():
         if block.language != "bash" or (section is not None and block.section != section):
             continue
+        pending: tuple[int, str] | None = None  # a command continued on the next line (``\``)
         for offset, line in enumerate(block.code.splitlines()):
-            if line.strip():
-                lines.append((block.line + offset, line))
+            if pending is not None:
+                number, line = pending[0], pending[1] + " " + line.strip()
+                pending = None
+            else:
+                number = block.line + offset
+            if line.rstrip().endswith("\\"):
+                pending = (number, line.rstrip()[:-1].rstrip())
+            elif line.strip():
+                lines.append((number, line))
     return lines

@@ -18,9 +18,12 @@ import json
 import os
 import subprocess
 import sys
-from contextlib import redirect_stdout
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
+import httpx
 import pytest
 from _api_server import KEY, FakeLLMServer
 from _readme import blocks, shell_lines
@@ -31,7 +34,7 @@ from finite_memory.eval.synthetic import generate_dataset
 def kind(line: str) -> str:
     command = line.split()[0]
     if command == "finite-memory":
-        return "cli"
+        return "serve" if line.split()[1:2] == ["serve"] else "cli"
     if line.startswith(("nox ", "pip install nox && nox ")):
         return "runner"
     if command == "pip":
@@ -46,6 +49,32 @@ def test_every_shell_line_is_run_by_some_test() -> None:
         assert kind(line) != "unknown", f"README line {number}: no test runs {line!r}"
     installs = [(n, line) for n, line in lines if kind(line) == "install"]
     assert installs and installs == shell_lines("Install"), "pip lines belong in the Install section (tests_install)"
+
+
+@contextmanager
+def serving(line: str, env: dict[str, str]) -> Iterator[str]:
+    """A README ``finite-memory serve`` line running in the background, once it answers ``/health``."""
+    words = line.split()
+    port = int(words[words.index("--port") + 1]) if "--port" in words else 8080
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        ["bash", "-c", f"exec {line}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"{line!r} exited: {process.stderr.read().decode()[-2000:]}"  # type: ignore[union-attr]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{line!r} did not answer /health within 60 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
 
 
 @pytest.fixture
@@ -75,13 +104,16 @@ def test_the_readme_runs_as_written(reader_folder: dict[str, str], server: FakeL
     printed = io.StringIO()
     python = [b for b in blocks() if b.language == "python"]
     assert len(python) >= 5
+    # the proxy the Serving section's client talks to: its first command with the default upstream
+    proxy = next(line for _, line in shell_lines() if kind(line) == "serve" and "--base-url" not in line)
     try:
-        for block in python:
-            code = compile(block.code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            with redirect_stdout(printed):
-                result = eval(code, namespace)  # returns a coroutine when the block awaits at top level
-                if asyncio.iscoroutine(result):
-                    asyncio.run(result)
+        with serving(proxy, reader_folder):
+            for block in python:
+                code = compile(block.code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                with redirect_stdout(printed):
+                    result = eval(code, namespace)  # returns a coroutine when the block awaits at top level
+                    if asyncio.iscoroutine(result):
+                        asyncio.run(result)
     finally:  # what the examples opened (memories on SQLite, chats with HTTP clients) is closed here
         for value in namespace.values():
             if type(value).__module__.startswith("finite_memory") and callable(getattr(value, "close", None)):
@@ -91,6 +123,9 @@ def test_the_readme_runs_as_written(reader_folder: dict[str, str], server: FakeL
 
     ran = []
     for number, line in shell_lines():
+        if kind(line) == "serve":
+            with serving(line, reader_folder):  # starts and answers; its clients are the Python blocks
+                ran.append(line)
         if kind(line) != "cli":
             continue
         done = subprocess.run(

@@ -66,11 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def config_from(args: argparse.Namespace) -> ServeConfig:
     """The proxy's configuration from the command's arguments."""
-    if args.store is None:
-        from finite_memory.cli.chat import default_store
+    if args.store is None:  # the store `finite-memory chat` and `sessions` share
+        from finite_memory.cli._args import default_store_path, store_url
 
+        default_store_path().parent.mkdir(parents=True, exist_ok=True)
         # WAL + synchronous=normal: a killed or crashed proxy loses nothing; a power cut may lose the last turns
-        args.store = default_store() + "?synchronous=normal"
+        args.store = store_url(None) + "?synchronous=normal"
     return ServeConfig(
         backend=args.backend,
         base_url=args.base_url,
