@@ -60,3 +60,20 @@ def test_metrics_count_requests_errors_tokens_and_latency(
     assert value(families, "finite_memory_context_tokens_bucket", le="+Inf") == 4
     assert value(families, "finite_memory_sessions_open") == 1
     assert value(families, "finite_memory_turns_in_flight") == 0
+
+
+async def test_a_held_back_snapshot_is_written_later_without_another_request(tmp_path: Any) -> None:
+    import asyncio
+    import json
+
+    from finite_memory_api.serve._metrics import Metrics
+
+    metrics = Metrics(shared_dir=str(tmp_path))
+    metrics.count("finite_memory_requests_total", route="chat", status="200")
+    metrics.write_snapshot(every=0.2)  # written now
+    metrics.count("finite_memory_requests_total", route="chat", status="200")
+    metrics.write_snapshot(every=0.2)  # held back: too soon after the last one
+    (snapshot,) = tmp_path.glob("*.json")
+    assert json.loads(snapshot.read_text())["counters"][0][2] == 1
+    await asyncio.sleep(0.4)  # no request follows, yet the last figures land
+    assert json.loads(snapshot.read_text())["counters"][0][2] == 2

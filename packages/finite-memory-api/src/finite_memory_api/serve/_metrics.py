@@ -8,6 +8,7 @@ reaches. Snapshots of workers that exited stay, so counters never go down.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import json
 import os
@@ -82,6 +83,7 @@ class Metrics:
         self.gauges = gauges or {}
         self._shared = Path(shared_dir) if shared_dir else None
         self._written = 0.0
+        self._later: asyncio.TimerHandle | None = None
 
     def count(self, name: str, value: float = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
@@ -101,14 +103,37 @@ class Metrics:
         }
 
     def write_snapshot(self, *, every: float = 0.0) -> None:
-        """Leave this process's snapshot in the shared folder (at most once per ``every`` seconds)."""
-        if self._shared is None or time.monotonic() - self._written < every:
+        """Leave this process's snapshot in the shared folder (at most once per ``every`` seconds).
+
+        A write held back by ``every`` is made later on the running event loop, so the
+        last figures of a burst reach the other workers' scrapes within ``every`` seconds
+        even when no request follows.
+        """
+        if self._shared is None:
+            return
+        wait = every - (time.monotonic() - self._written)
+        if wait > 0:
+            self._write_later(wait)
             return
         self._written = time.monotonic()
         target = self._shared / f"{os.getpid()}.json"
         temporary = target.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
         os.replace(temporary, target)  # a reader never sees half a snapshot
+
+    def _write_later(self, delay: float) -> None:
+        if self._later is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test, a shutdown): the next write carries the figures
+            return
+
+        def write() -> None:
+            self._later = None
+            self.write_snapshot()
+
+        self._later = loop.call_later(delay, write)
 
     def _snapshots(self) -> list[dict[str, Any]]:
         if self._shared is None:
