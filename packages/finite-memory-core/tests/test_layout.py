@@ -106,8 +106,8 @@ def test_retrieval_takes_at_most_retrieval_tokens() -> None:
         chat_turns(memory, 80)
         ctx = memory.context(query="Ilse3 rye loaves Ghent")
         start = memory.policy.state()["start"]
-        tail = [t for t in memory.turns if t.number < start and set(t.ids) & set(ctx.included)]
-        assert 0 < sum(t.tokens(memory._counter) for t in tail) <= cap
+        tail = [m for t in memory.turns if t.number < start for m in t.messages if m.id in ctx.included]
+        assert 0 < sum(memory._counter.message(m) for m in tail) <= cap  # retrieval packs single messages
 
 
 def test_without_a_low_water_mark_the_window_slides_every_turn() -> None:

@@ -70,7 +70,7 @@ class Layout(Policy):
     recent_turns: int = field(default=RECENT_TURNS, kw_only=True)
     low_water: float | None = field(default=LOW_WATER, kw_only=True)
     _start: int | None = field(default=None, init=False, repr=False, compare=False)
-    _marked: dict[int, tuple[str, Turn]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _marked: dict[int, tuple[str, Message, Turn]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_ints(self, ("recent_turns",), 0)
@@ -272,15 +272,16 @@ class Layout(Policy):
                 cost += view.tokens(turn)
                 previous = date if date is not None else previous
                 continue
+            head = turn.messages[0]
             cached = self._marked.get(turn.number)
-            if cached is None or cached[0] != date or cached[1].messages[1:] != turn.messages[1:]:
+            if cached is None or cached[:2] != (date, head) or cached[2].messages[1:] != turn.messages[1:]:
                 if len(self._marked) >= _MARKED_CACHE:
                     self._marked.clear()
-                head = turn.messages[0]
-                cached = (date, Turn(turn.number, [head.with_content(f"[{date}] {head.content}"), *turn.messages[1:]]))
+                marked = Turn(turn.number, [head.with_content(f"[{date}] {head.content}"), *turn.messages[1:]])
+                cached = (date, head, marked)  # a part of a turn (some of its lines) has its own head
                 self._marked[turn.number] = cached
-            out.append(cached[1])
-            cost += view.tokens(cached[1])
+            out.append(cached[2])
+            cost += view.tokens(cached[2])
             previous = date
         return out, cost
 
