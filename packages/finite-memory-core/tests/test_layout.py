@@ -81,7 +81,14 @@ def test_between_evictions_the_previous_prompt_is_a_prefix_of_the_next(policy: s
 
 def test_the_context_is_laid_out_stable_first() -> None:
     memory = Memory(
-        "hybrid", max_tokens=900, reserve_output=0, system="Be brief.", sink_turns=1, summary_share=0.15, low_water=0.5
+        "hybrid",
+        max_tokens=900,
+        reserve_output=0,
+        system="Be brief.",
+        sink_turns=1,
+        summary_share=0.15,
+        low_water=0.5,
+        retrieval_tokens=300,  # at most half the budget: the window keeps the rest
     )
     chat_turns(memory, 60)
     memory.add("user", "Where did Ilse3 bake the 45 loaves?")
