@@ -74,7 +74,10 @@ class Hybrid(Layout):
             budget (above, the room the recent turns leave). Default 650.
         match_share: the share of a query's weight its best match must hold for
             retrieval to take its whole room, in a budget where the window keeps the
-            rest; ``None`` (or 0) always takes it all. Default 0.5.
+            rest; ``None`` (or 0) always takes it all. The match is lexical: with a
+            neural embedder, ``None`` keeps more of what only the embedder finds
+            (MiniLM at 2,048 tokens: 0.751 recall / 0.58 reuse against 0.735 / 0.64).
+            Default 0.5.
         pinned_share, summary_share: shares of the budget, each in [0, 1], summing to at
             most 1. Defaults 0.1 and 0.05.
         sink_turns: how many of the first turns are pinned. Default 0.
