@@ -131,12 +131,12 @@ def test_a_budget_too_small_for_a_lasting_window_goes_to_retrieval_without_a_sum
     facts = {i: f"Fact {i}: the lighthouse keeper painted the boat {i} shades of blue." for i in range(0, 50, 4)}
     small = chat(Memory("hybrid", max_tokens=1024, reserve_output=0), facts, turns=120)
     policy = small.policy
-    assert isinstance(policy, Hybrid) and policy.semantic.retrieval_tokens == 650 and not policy.caches(1000)
+    assert isinstance(policy, Hybrid) and policy.semantic.retrieval_tokens == 650 and not policy.bounds_retrieval(1000)
     ctx = small.context(query="lighthouse keeper boat blue")
     assert not any(m.content.startswith(HEADER) for m in ctx.messages)  # no summary: its room goes to evidence
     assert tail_tokens(small, "lighthouse keeper boat blue") > 650  # all the room the recent turns leave
     large = chat(Memory("hybrid", max_tokens=2048, reserve_output=0), facts, turns=120)
-    assert isinstance(large.policy, Hybrid) and large.policy.caches(2000)
+    assert isinstance(large.policy, Hybrid) and large.policy.bounds_retrieval(2000)
     ctx = large.context(query="lighthouse keeper boat blue")
     assert ctx.messages[0].content.startswith(HEADER) and ctx.stats.summary_tokens <= 0.05 * 2048
     assert 0 < tail_tokens(large, "lighthouse keeper boat blue") <= 650

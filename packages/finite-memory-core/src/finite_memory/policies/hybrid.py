@@ -179,23 +179,23 @@ class Hybrid(Layout):
                 room -= cost
         return sorted(kept, key=lambda t: t.number)
 
-    def caches(self, budget: int) -> bool:
-        """Whether the window keeps what retrieval leaves in a budget of ``budget`` tokens (see the class)."""
+    def bounds_retrieval(self, budget: int) -> bool:
+        """Whether retrieval takes at most ``retrieval_tokens`` of ``budget`` tokens and the window the rest."""
         cap = self.semantic.retrieval_tokens
         return cap is not None and 2 * cap <= budget
 
     def summary_room(self, budget: int) -> int:
-        if not self.caches(budget):
+        if not self.bounds_retrieval(budget):
             return 0
         return min(self.rolling_summary.summary_tokens, int(budget * self.summary_share))
 
     def query_room(self, view: PolicyInput) -> int:
         room = self.semantic.query_room(view)
-        return room if not room or self.caches(view.budget) else view.budget
+        return room if not room or self.bounds_retrieval(view.budget) else view.budget
 
     def wanted(self, view: PolicyInput, room: int, taken: set[int]) -> list[Turn]:
         """What :class:`Semantic` retrieves, in a room scaled to the query's match where the window keeps the rest."""
-        if self.match_share and view.query and self.caches(view.budget):
+        if self.match_share and view.query and self.bounds_retrieval(view.budget):
             match = self.semantic.index.match(view.query, view.turns[0].number, view.turns[-1].number)
             room = int(room * min(1.0, match / self.match_share))
         return self.semantic.wanted(view, room, taken)
