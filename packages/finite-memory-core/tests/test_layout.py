@@ -81,7 +81,14 @@ def test_between_evictions_the_previous_prompt_is_a_prefix_of_the_next(policy: s
 
 def test_the_context_is_laid_out_stable_first() -> None:
     memory = Memory(
-        "hybrid", max_tokens=900, reserve_output=0, system="Be brief.", sink_turns=1, summary_share=0.15, low_water=0.5
+        "hybrid",
+        max_tokens=900,
+        reserve_output=0,
+        system="Be brief.",
+        sink_turns=1,
+        summary_share=0.15,
+        low_water=0.5,
+        retrieval_tokens=300,  # at most half the budget: the window keeps the rest
     )
     chat_turns(memory, 60)
     memory.add("user", "Where did Ilse3 bake the 45 loaves?")
@@ -106,8 +113,8 @@ def test_retrieval_takes_at_most_retrieval_tokens() -> None:
         chat_turns(memory, 80)
         ctx = memory.context(query="Ilse3 rye loaves Ghent")
         start = memory.policy.state()["start"]
-        tail = [t for t in memory.turns if t.number < start and set(t.ids) & set(ctx.included)]
-        assert 0 < sum(t.tokens(memory._counter) for t in tail) <= cap
+        tail = [m for t in memory.turns if t.number < start for m in t.messages if m.id in ctx.included]
+        assert 0 < sum(memory._counter.message(m) for m in tail) <= cap  # retrieval packs single messages
 
 
 def test_without_a_low_water_mark_the_window_slides_every_turn() -> None:

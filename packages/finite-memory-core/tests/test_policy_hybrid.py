@@ -105,7 +105,8 @@ def test_recent_turns_are_kept_whatever_the_query() -> None:
 
 
 def test_summary_of_the_older_turns_stays_within_its_share() -> None:
-    memory = chat(Memory("hybrid", max_tokens=600, reserve_output=0, summary_share=0.2), {3: "I adopted a cat, Miso."})
+    options = {"summary_share": 0.2, "retrieval_tokens": 200}  # a budget where the window keeps what retrieval leaves
+    memory = chat(Memory("hybrid", max_tokens=600, reserve_output=0, **options), {3: "I adopted a cat, Miso."})
     ctx = memory.context(query="traffic")
     summaries = [m for m in ctx.messages if m.role == "system" and m.content.startswith(HEADER)]
     assert len(summaries) == 1 and ctx.messages[0] is summaries[0]
@@ -113,8 +114,43 @@ def test_summary_of_the_older_turns_stays_within_its_share() -> None:
     assert ctx.stats.summary_tokens == memory.tokenizer.count_messages(summaries) - memory.tokenizer.count_messages([])
     policy = memory.policy
     assert isinstance(policy, Hybrid) and policy.summary.covered >= 0 and policy.state()["text"]
-    none = chat(Memory("hybrid", max_tokens=600, reserve_output=0, summary_share=0.0), {})
+    none = chat(Memory("hybrid", max_tokens=600, reserve_output=0, summary_share=0.0, retrieval_tokens=200), {})
     assert not any(m.content.startswith(HEADER) for m in none.context(query="traffic").messages)
+
+
+def tail_tokens(memory: Memory, query: str) -> int:
+    """Tokens of the retrieved messages (those before the window) in the context for ``query``."""
+    ctx = memory.context(query=query)
+    start = memory.policy.state()["start"]
+    return sum(
+        memory._counter.message(m) for t in memory.turns if t.number < start for m in t.messages if m.id in ctx.included
+    )
+
+
+def test_a_budget_too_small_for_a_lasting_window_goes_to_retrieval_without_a_summary() -> None:
+    facts = {i: f"Fact {i}: the lighthouse keeper painted the boat {i} shades of blue." for i in range(0, 50, 4)}
+    small = chat(Memory("hybrid", max_tokens=1024, reserve_output=0), facts, turns=120)
+    policy = small.policy
+    assert isinstance(policy, Hybrid) and policy.semantic.retrieval_tokens == 650 and not policy.bounds_retrieval(1000)
+    ctx = small.context(query="lighthouse keeper boat blue")
+    assert not any(m.content.startswith(HEADER) for m in ctx.messages)  # no summary: its room goes to evidence
+    assert tail_tokens(small, "lighthouse keeper boat blue") > 650  # all the room the recent turns leave
+    large = chat(Memory("hybrid", max_tokens=2048, reserve_output=0), facts, turns=120)
+    assert isinstance(large.policy, Hybrid) and large.policy.bounds_retrieval(2000)
+    ctx = large.context(query="lighthouse keeper boat blue")
+    assert ctx.messages[0].content.startswith(HEADER) and ctx.stats.summary_tokens <= 0.05 * 2048
+    assert 0 < tail_tokens(large, "lighthouse keeper boat blue") <= 650
+    assert ctx.stable_prefix >= 0.5 * len(ctx.messages)  # the summary and the window stay for the next turn
+
+
+def test_a_weak_match_retrieves_in_proportion() -> None:
+    facts = {i: f"Fact {i}: the lighthouse keeper painted the boat {i} shades of blue." for i in range(0, 50, 4)}
+    for share, weak in ((0.5, True), (None, False)):
+        memory = chat(Memory("hybrid", max_tokens=2048, reserve_output=0, match_share=share), facts, turns=120)
+        strong = tail_tokens(memory, "lighthouse keeper painted the boat blue")
+        chatty = tail_tokens(memory, "lighthouse Quetzalcoatl Tlaloc Xochipilli Mictlan")  # one word of five is known
+        assert strong > 550
+        assert (chatty < 0.5 * strong) if weak else (chatty > 550)
 
 
 def test_unused_shares_flow_to_the_other_parts() -> None:
@@ -152,6 +188,8 @@ def test_state_and_options_round_trip(tmp_path: Path) -> None:
         {"low_water": 1.0},
         {"recent_share": 0.1},
         {"mmr_lambda": -1},
+        {"match_share": -0.5},
+        {"match_share": "half"},
     ],
 )
 def test_bad_options_are_refused(options: dict[str, object]) -> None:

@@ -180,6 +180,82 @@ def test_neighbours_come_with_a_hit() -> None:
         assert {hit - 1, hit + 1} & kept == {hit + d for d in (-1, 1) if hit + d in {e for e in expected}}
 
 
+def test_single_lines_are_packed_where_a_whole_turn_would_not_fit() -> None:
+    facts = {i: f"The locker code for gym {i} is {1000 + i}." for i in (5, 15, 25)}
+    memory = chat(Memory("semantic", max_tokens=2000, reserve_output=0, recent_turns=0, neighbours=0), facts)
+    lines = [m for m in memory.messages if "locker code" in m.content]
+    line_cost = max(memory._counter.message(m) for m in lines)
+    turn_cost = min(memory.turns[turn_of(memory, m.content)].tokens(memory._counter) for m in lines)
+    policy = memory.policy
+    assert isinstance(policy, Semantic) and 3 * line_cost < 2 * turn_cost  # two whole turns cost more than 3 lines
+    view_turns = memory.turns[:-1]
+    from finite_memory.policies import PolicyInput
+
+    view = PolicyInput(turns=view_turns, budget=3 * line_cost, query="locker code gym", counter=memory._counter)
+    chosen = policy.wanted(view, 3 * line_cost, set())
+    kept = [m for t in chosen for m in t.messages]
+    assert sorted(m.id for m in kept) == sorted(m.id for m in lines)  # the three lines, not one and a half turns
+    assert all(len(t.messages) == 1 and t.number == turn_of(memory, t.messages[0].content) for t in chosen)
+    assert all(memory.turns[t.number].messages[0] is t.messages[0] for t in chosen)  # the archive's own messages
+
+
+def test_the_lines_after_a_hit_come_before_the_lines_before_it() -> None:
+    facts = {10: "Guess what: I finally repaired the old gramophone."}
+    memory = chat(Memory("semantic", max_tokens=2000, reserve_output=0, recent_turns=0), facts)
+    policy = memory.policy
+    assert isinstance(policy, Semantic)
+    from finite_memory.policies import PolicyInput
+
+    view = PolicyInput(turns=memory.turns[:-1], budget=2000, query="gramophone repaired", counter=memory._counter)
+    units = list(policy.retrieve(view))
+    hit = turn_of(memory, "gramophone")
+    assert units[0] == (1.0, (hit, 0))  # the matching line itself
+    after = [u for v, u in units[1:3]]
+    assert after == [(hit, 1), (hit + 1, 0)]  # its reply, then the next turn's first line
+    values: dict[tuple[int, int | None], float] = {}
+    for v, u in units:
+        values.setdefault(u, v)  # a unit's first (highest) value
+    assert values[(hit, 1)] == 0.5 and values[(hit - 1, 1)] == 0.25  # before it: a quarter per step
+
+
+def test_a_turn_with_tool_calls_is_retrieved_whole() -> None:
+    memory = Memory("semantic", max_tokens=2000, reserve_output=0, recent_turns=0)
+    chat(memory, {}, turns=10)
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Quito"}'}}
+    memory.add("user", "What is the weather in Quito?")
+    memory.add("assistant", "", tool_calls=[call])
+    memory.add("tool", "Quito: 14 C and drizzle.", tool_call_id="c1")
+    memory.add("assistant", "It is 14 C and drizzling in Quito.")
+    chat(memory, {}, turns=10)
+    ctx = memory.context(query="Quito drizzle")
+    quito = memory.turns[turn_of(memory, "weather in Quito")]
+    assert set(quito.ids) <= set(ctx.included)  # the call, its result and the answer, all or nothing
+
+
+def test_a_date_in_the_query_finds_that_session() -> None:
+    facts = {i: f"I went to the pottery class again ({i})." for i in range(2, 40, 10)}
+    memory = chat(Memory("semantic", max_tokens=2000, reserve_output=0), facts, date_every=10)
+    index = memory.policy._index  # type: ignore[attr-defined]
+    hi = memory.turns[-2].number
+    ranked = index.rank("pottery class in session 3", 0, hi, 4, 0.0)
+    assert ranked[0][1] == 22  # four pottery turns; the one in session 3 first
+    undated = chat(Memory("semantic", max_tokens=2000, reserve_output=0, date_key=None), facts, date_every=10)
+    assert not undated.policy._index.dated._docs  # type: ignore[attr-defined]
+    index.remove(memory.turns[20:30])
+    assert index.rank("pottery class in session 3", 0, hi, 4, 0.0)[0][1] != 22  # its date went with it
+
+
+def test_match_measures_how_much_of_the_query_the_best_turn_holds() -> None:
+    facts = {6: "My sister Odile adopted a three-legged cat named Biscuit."}
+    memory = chat(Memory("semantic", max_tokens=2000, reserve_output=0), facts)
+    index = memory.policy._index  # type: ignore[attr-defined]
+    hi = memory.turns[-1].number
+    full = index.match("Odile adopted a cat named Biscuit", 0, hi)
+    half = index.match("Odile adopted Quetzalcoatl and Tlaloc", 0, hi)  # two words the archive never saw
+    assert full > 0.8 and 0 < half < 0.5 * full
+    assert index.match("zzz unknown words", 0, hi) == 0.0 and index.match("the and of", 0, hi) == 0.0
+
+
 def test_mmr_lambda_trades_relevance_for_diversity() -> None:
     facts = {
         5: "Our kayak trip on the fjord was cold and windy.",
@@ -217,6 +293,22 @@ def test_dates_open_each_run_of_turns_and_the_budget_stays_exact() -> None:
     assert all(a != b for a, b in itertools.pairwise(dates))  # one mark per run of one date
     plain = chat(Memory("semantic", max_tokens=500, reserve_output=0, date_key=None), facts, date_every=10)
     assert not any(m.content.startswith("[") for m in plain.context(query="greyhound Pixel frisbee").messages)
+
+
+def test_a_part_of_a_turn_gets_its_own_date_mark() -> None:
+    memory = chat(Memory("semantic", max_tokens=500, reserve_output=0), {}, turns=12, date_every=4)
+    policy = memory.policy
+    assert isinstance(policy, Semantic)
+    from finite_memory._turns import Turn
+    from finite_memory.policies import PolicyInput
+
+    view = PolicyInput(turns=memory.turns, budget=500, query=None, counter=memory._counter)
+    whole = memory.turns[5]
+    for part in ([whole.messages[1]], [whole.messages[0]], whole.messages, [whole.messages[1]]):
+        (marked,), _ = policy._marked_run([Turn(5, list(part))], view)
+        assert [m.content for m in marked.messages] == [f"[session 2] {part[0].content}"] + [
+            m.content for m in part[1:]
+        ]
 
 
 def test_dates_never_break_the_budget_even_when_tight() -> None:

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 class Turn:
     """A user message and what answers it (assistant replies, tool calls, tool results).
 
-    Policies keep or drop whole turns, so a tool result never travels without its call.
+    The layout engine keeps or drops whole turns; retrieval may keep single messages of a
+    turn without tool calls (one line is what a question needs), so a tool result never
+    travels without its call.
     Turn 0 holds what comes before the first user message (a greeting, say). System
     messages are pinned by the memory and belong to no turn.
     """

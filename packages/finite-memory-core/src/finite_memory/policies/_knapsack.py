@@ -1,4 +1,4 @@
-"""0/1 knapsack over whole turns: the set of items of greatest total value within a budget."""
+"""0/1 knapsack: the set of items (messages, turns) of greatest total value within a budget."""
 
 from __future__ import annotations
 

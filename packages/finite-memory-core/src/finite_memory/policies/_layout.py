@@ -14,17 +14,20 @@ holds the pinned turns, then the *window*, then the *tail*, then the newest turn
   context, and when it outgrows its room it drops in one step to ``low_water`` of it
   (the newest turns that fit); the summary folds what it dropped at that moment only.
   Between evictions the previous prompt's head and window are a prefix of the next one.
-- the tail is what this query wants (retrieved or ranked turns), within the room the
-  window leaves and at most the policy's ``retrieval_tokens``, in conversation order. It
-  changes every turn, so it goes last.
+- the tail is what this query wants (ranked turns, or retrieved messages grouped by
+  turn), within the room the window leaves and at most the policy's :meth:`query_room`,
+  in conversation order. It changes every turn, so it goes last.
 
-Retrieved turns were measured staying in place instead (an append-only log after the
-window: each turn appends what it retrieved that is not there yet, evictions cut from the
-front in low-water steps). On the LoCoMo dev split replayed as a chat at 2,048 tokens with
-``hybrid`` (600 retrieval tokens), median / mean prefix reuse: log 0.637 / 0.427 and tail
-0.586 / 0.536 at ``low_water=0.6``; log 0.056 / 0.204 and tail 0.615 / 0.509 at 0.8.
-Consecutive questions share only 20-35 % of their retrieved tokens, so the log fills and
-evicts every other turn; the tail keeps more of the prompt cached on average.
+So a turn costs a prefix cache its tail, the previous turn and the new message: a policy
+keeps the cache warm by keeping its tail short (``hybrid`` reserves a bounded room for it
+and shortens it for queries that match weakly), not by moving it. Retrieved turns were
+measured staying in place instead (an append-only log after the window: each turn appends
+what it retrieved that is not there yet, evictions cut from the front in low-water steps).
+On the LoCoMo dev split replayed as a chat at 2,048 tokens with ``hybrid`` (600 retrieval
+tokens of whole turns), median / mean prefix reuse: log 0.637 / 0.427 and tail 0.586 /
+0.536 at ``low_water=0.6``; log 0.056 / 0.204 and tail 0.615 / 0.509 at 0.8. Consecutive
+questions share only 20-35 % of their retrieved tokens, so the log fills and evicts every
+other turn; the tail keeps more of the prompt cached on average.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class Layout(Policy):
     recent_turns: int = field(default=RECENT_TURNS, kw_only=True)
     low_water: float | None = field(default=LOW_WATER, kw_only=True)
     _start: int | None = field(default=None, init=False, repr=False, compare=False)
-    _marked: dict[int, tuple[str, Turn]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _marked: dict[int, tuple[str, Message, Turn]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_ints(self, ("recent_turns",), 0)
@@ -272,15 +275,16 @@ class Layout(Policy):
                 cost += view.tokens(turn)
                 previous = date if date is not None else previous
                 continue
+            head = turn.messages[0]
             cached = self._marked.get(turn.number)
-            if cached is None or cached[0] != date or cached[1].messages[1:] != turn.messages[1:]:
+            if cached is None or cached[:2] != (date, head) or cached[2].messages[1:] != turn.messages[1:]:
                 if len(self._marked) >= _MARKED_CACHE:
                     self._marked.clear()
-                head = turn.messages[0]
-                cached = (date, Turn(turn.number, [head.with_content(f"[{date}] {head.content}"), *turn.messages[1:]]))
+                marked = Turn(turn.number, [head.with_content(f"[{date}] {head.content}"), *turn.messages[1:]])
+                cached = (date, head, marked)  # a part of a turn (some of its lines) has its own head
                 self._marked[turn.number] = cached
-            out.append(cached[1])
-            cost += view.tokens(cached[1])
+            out.append(cached[2])
+            cost += view.tokens(cached[2])
             previous = date
         return out, cost
 

@@ -3,14 +3,17 @@
 Every message is analysed once, when it is archived (``on_add``): its terms go into
 the BM25 postings of its turn, into a second index under the turns beside it (document
 expansion: a reply is found through the question it answers, and a question through
-its reply), and its text into a queue that is embedded a batch at a time. A query then
-costs its own embedding, two bounded walks over the postings and a bounded number of
-dot products, whatever the length of the archive.
+its reply), its session date's words into a third (the context shows a turn with its
+date, so "what did she do on 3 June?" finds that session), and its text into a queue
+that is embedded a batch at a time. A query then costs its own embedding, three bounded
+walks over the postings and a bounded number of dot products, whatever the length of
+the archive.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter, mul
@@ -32,9 +35,14 @@ RRF_K = 60
 #: that does, small enough that a turn matching the query itself still ranks first.
 NEAR_WEIGHT = 0.15
 
-#: The postings one query may walk in the neighbours' index (the turns' own index walks
-#: 2,000): the secondary evidence gets the smaller share of a query's bounded cost.
+#: The postings one query may walk in the neighbours' index and in the dates' index (the
+#: turns' own index walks 2,000): the secondary evidence gets the smaller share of a
+#: query's bounded cost.
 NEAR_POSTINGS = 1000
+
+#: The weight of a turn's session-date words in its BM25 score: the context shows a turn
+#: with its date (``[date] `` in front of it), so the date's words count as its own.
+DATE_WEIGHT = 1.0
 
 
 class TurnIndex:
@@ -54,21 +62,26 @@ class TurnIndex:
         self.date_key = date_key
         self.bm25 = BM25Index()
         self.near = BM25Index(max_postings=NEAR_POSTINGS)  # turn n -> the words of turns n - 1 and n + 1
+        self.dated = BM25Index(max_postings=NEAR_POSTINGS)  # turn n -> the words of its session date
         self.turns: dict[int, Turn] = {}
         self.dates: dict[int, str] = {}
         self._vectors: dict[int, array[float]] = {}  # unit length: the direction of the turn's sum
         self._norms: dict[int, float] = {}  # the length of that sum
         self._pending: list[tuple[int, str]] = []
+        self._revision = 0  # counts changes, so a query's lexical scores are reused only while current
+        self._scored: tuple[tuple[object, ...], list[tuple[float, int]]] | None = None
 
     # -- keeping in step with the archive ----------------------------------------------
 
     def add(self, turn: Turn, message: Message) -> None:
         number = turn.number
         self.turns[number] = turn
+        self._revision += 1
         text = message.content
         date = message.meta.get(self.date_key) if message.meta else None
         if isinstance(date, str) and date and number not in self.dates:
             self.dates[number] = date
+            self.dated.add(number, terms(date))
         found = terms(text)
         self.bm25.add(number, found)
         if found:
@@ -81,6 +94,7 @@ class TurnIndex:
                 self.flush()
 
     def remove(self, turns: Iterable[Turn]) -> None:
+        self._revision += 1
         gone = set()
         for turn in turns:
             number = turn.number
@@ -91,6 +105,7 @@ class TurnIndex:
             self.near.subtract(number - 1, own)
             self.near.subtract(number + 1, own)
             self.near.remove(number)
+            self.dated.remove(number)
             self.bm25.remove(number)
             self._vectors.pop(number, None)
             self._norms.pop(number, None)
@@ -141,32 +156,54 @@ class TurnIndex:
         return heapq.nlargest(limit, ((s, n) for n, s in fused.items()), key=lambda pair: (pair[0], -pair[1]))
 
     def _lexical(self, query: list[str], lo: int, hi: int) -> list[tuple[float, int]]:
-        """BM25 hits of turns in ``[lo, hi]``, best first: own words plus ``NEAR_WEIGHT`` times the neighbours'.
+        """BM25 hits of turns in ``[lo, hi]``, best first: own and date words, ``NEAR_WEIGHT`` times the neighbours'.
 
-        (A neighbours' document in ``[lo, hi]`` is always a turn's: one is made only
-        beside a turn, and goes with it.)
+        (A neighbours' or date document in ``[lo, hi]`` is always a turn's: one is made
+        only for a turn, and goes with it.) The last query's hits are kept while the
+        index is unchanged, so :meth:`match` after :meth:`rank` costs no second walk.
         """
+        key = (tuple(query), lo, hi, self._revision)
+        if self._scored is not None and self._scored[0] == key:
+            return self._scored[1]
         scores = self.near.scores(query, lo, hi, NEAR_WEIGHT, self.bm25.scores(query, lo, hi))
+        self.dated.scores(query, lo, hi, DATE_WEIGHT, scores)
         best = heapq.nlargest(self.dense_pool, scores.items(), key=itemgetter(1))
-        return [(score, number) for number, score in best]
+        found = [(score, number) for number, score in best]
+        self._scored = (key, found)
+        return found
 
-    def side(self, number: int, query: str) -> int:
-        """Where the line matching ``query`` best sits in turn ``number``: -1 first, 1 last, 0 neither.
+    def match(self, query: str, lo: int, hi: int) -> float:
+        """How well the best turn in ``[lo, hi]`` matches ``query``: its BM25 score over the query's IDF mass.
 
-        The turn beside that line (before a first line, after a last one) is the one
-        most likely to continue the exchange.
+        The mass is the sum of the inverse document frequencies of the query's words, a
+        word the archive has never seen weighing as the rarest; a turn holding every
+        word of the query once, at the average length, scores about 1. Chit-chat built
+        of common words, or a query about things the archive never mentioned, scores low.
         """
-        messages = [m for m in self.turns[number].messages if m.content]
-        if len(messages) < 2:
-            return 0
+        wanted = terms(query)
+        if not wanted:
+            return 0.0
+        n = len(self.bm25)
+        unseen = math.log(1 + (n + 0.5) / 0.5)
+        mass = sum(self.bm25.idf(t, n) or unseen for t in set(wanted))
+        hits = self._lexical(wanted, lo, hi)
+        return hits[0][0] / mass if hits and mass > 0 else 0.0
+
+    def best_line(self, number: int, query: str) -> int | None:
+        """The index of the message of turn ``number`` that shares the most IDF weight with ``query``.
+
+        ``None`` when no message shares a word with it (the turn was found through its
+        neighbours' words, its date or its embedding).
+        """
         wanted = set(terms(query))
         n = max(1, len(self.bm25))
-        best, where = -1.0, 0
-        for i, message in enumerate(messages):
-            score = sum(self.bm25.idf(t, n) for t in wanted.intersection(terms(message.content)))
-            if score > best:
-                best, where = score, i
-        return -1 if where == 0 else 1 if where == len(messages) - 1 else 0
+        best, where = 0.0, None
+        for i, message in enumerate(self.turns[number].messages):
+            if message.content:
+                score = sum(self.bm25.idf(t, n) for t in wanted.intersection(terms(message.content)))
+                if score > best:
+                    best, where = score, i
+        return where
 
     def _dense(self, query: str, pool: Iterable[int]) -> list[tuple[float, int]]:
         (q,) = self.embedder.embed([query])
