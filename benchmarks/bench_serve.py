@@ -46,8 +46,8 @@ from typing import Any
 from _bench import verdict
 
 from finite_memory import Memory, Message
+from finite_memory._provider_messages import to_openai  # the wire form the proxy sends, for a whole archive
 from finite_memory.stores.sqlite import SQLiteStore
-from finite_memory_api.openai import to_openai
 
 ARCHIVE = 10_000
 SESSIONS = (1, 50)
@@ -184,7 +184,7 @@ class Load:
         if session not in self.contexts:
             store = SQLiteStore(f"sqlite:///{self.store}")
             memory = Memory(self.policy, MAX_TOKENS, RESERVE, store=store, session=session)
-            self.contexts[session] = [to_openai(m) for m in memory.context().messages]
+            self.contexts[session] = memory.context().to_openai()
             store.close()
         return self.contexts[session]
 
@@ -358,7 +358,7 @@ async def drive(args: argparse.Namespace, ports: tuple[int, int], store: Path, p
     full = []
     archive = SQLiteStore(f"sqlite:///{store}")
     for session in load.answered:
-        full.append(prompt_tokens([to_openai(m) for m in archive.messages(session)]))
+        full.append(prompt_tokens(to_openai(archive.messages(session))))
     archive.close()
     sent, whole = statistics.mean(load.prompt_tokens), statistics.mean(full)
     print(
