@@ -242,6 +242,31 @@ def test_calibration_refreshes_cached_counts() -> None:
     assert len(again.messages) < len(ctx.messages)
 
 
+class _CountingCalls(ApproxTokenizer):
+    """An estimate that records whole-prompt counts; ``additive`` as the class says unless told otherwise."""
+
+    def __init__(self, additive: bool) -> None:
+        super().__init__()
+        self.additive = additive
+        self.prompts = 0
+
+    def count_messages(self, messages):  # type: ignore[no-untyped-def]
+        self.prompts += 1
+        return super().count_messages(messages)
+
+
+@pytest.mark.parametrize("additive", [True, False])
+def test_an_additive_tokenizer_is_not_asked_to_count_each_prompt_again(additive: bool) -> None:
+    tok = _CountingCalls(additive)
+    memory = Memory(max_tokens=400, reserve_output=0, tokenizer=tok)
+    chat_turns(memory, 30)
+    memory.context()
+    tok.prompts = 0
+    ctx = memory.context()
+    assert (tok.prompts == 0) is additive  # cached per-turn counts summed, or the whole prompt counted
+    assert ctx.tokens == ApproxTokenizer.count_messages(tok, ctx.messages) <= 400
+
+
 def test_empty_memory_gives_only_the_system_prompt() -> None:
     assert Memory(system="sys").context().messages == [Message("system", "sys")]
     assert Memory().context().messages == []

@@ -72,7 +72,7 @@ def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
     """The length of the longest common prefix of two sequences (of messages, or what a backend sees of them)."""
     n = 0
     for x, y in zip(a, b, strict=False):
-        if x != y:
+        if x is not y and x != y:
             break
         n += 1
     return n

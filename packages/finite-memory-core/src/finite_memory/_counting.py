@@ -46,5 +46,10 @@ class TokenCounter:
         """The exact prompt count, from the tokenizer itself."""
         return self.tokenizer.count_messages(messages)
 
+    @property
+    def additive(self) -> bool:
+        """Whether a prompt costs :meth:`base` plus its messages' :meth:`message` costs, exactly."""
+        return getattr(self.tokenizer, "additive", False) is True
+
     def text(self, text: str) -> int:
         return self.tokenizer.count(text)

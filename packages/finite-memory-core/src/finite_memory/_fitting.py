@@ -78,7 +78,7 @@ def fit_budget(
     truncated = 0
     while True:
         messages = pinned + prefix + [m for t in turns for m in t.messages] + newest
-        tokens = counter.messages(messages)
+        tokens = _count(pinned + prefix + newest, turns, messages, counter)
         if tokens <= budget:
             break
         if turns:
@@ -94,3 +94,15 @@ def fit_budget(
         else:
             break  # an empty prompt over budget: nothing left to cut
     return Fitted(messages, tokens, len(pinned), len(prefix), len(turns), truncated)
+
+
+def _count(loose: list[Message], turns: list[Turn], messages: list[Message], counter: TokenCounter) -> int:
+    """The exact count of ``messages`` (``loose`` and the messages of ``turns``).
+
+    An additive tokenizer's count is the sum of the turns' cached costs and the loose
+    messages' ones, so a long context is not counted again every turn.
+    """
+    if counter.additive:
+        key = counter.key
+        return counter.base() + sum(counter.message(m) for m in loose) + sum(t.tokens(counter, key) for t in turns)
+    return counter.messages(messages)

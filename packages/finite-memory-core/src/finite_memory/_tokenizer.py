@@ -18,7 +18,10 @@ class Tokenizer(Protocol):
     ``count_messages`` counts a whole prompt in the backend's chat format: the
     per-message overhead and the generation prompt included. A tokenizer whose counts
     can change (calibration) exposes an int ``revision`` that grows on each change, so
-    cached counts are refreshed.
+    cached counts are refreshed. A tokenizer whose prompt count is always the empty
+    prompt's count plus its messages' ``count_message`` counts may say so with
+    ``additive = True``: the memory then sums cached per-message counts instead of
+    counting each whole prompt again.
     """
 
     def count(self, text: str) -> int:
@@ -56,6 +59,9 @@ class ApproxTokenizer:
     budget is within it for the server too, save for rare, small misses. ``samples`` is
     the number of observations so far (0: uncalibrated, no margin).
     """
+
+    #: ``count_messages`` is ``per_prompt`` plus the messages' ``count_message``.
+    additive = True
 
     def __init__(self, *, per_message: int = 4, per_prompt: int = 3, scale: float = 1.0) -> None:
         for name, value in (("per_message", per_message), ("per_prompt", per_prompt)):

@@ -47,12 +47,17 @@ class Turn:
         """Ids of tool calls made in this turn (answered or not)."""
         return {call_id for m in self.messages for call_id in m.tool_call_ids}
 
-    def tokens(self, counter: TokenCounter) -> int:
-        """Tokens the whole turn adds to a prompt, cached until the tokenizer changes."""
-        if self._key != counter.key:
+    def tokens(self, counter: TokenCounter, key: object = None) -> int:
+        """Tokens the whole turn adds to a prompt, cached until the tokenizer changes.
+
+        ``key`` is ``counter.key`` where the caller already has it (a loop over many turns).
+        """
+        if key is None:
+            key = counter.key
+        if self._key != key:
             self._costs = [counter.message(m) for m in self.messages]
             self._tokens = sum(self._costs)
-            self._key = counter.key
+            self._key = key
         elif len(self._costs) < len(self.messages):
             for message in self.messages[len(self._costs) :]:
                 cost = counter.message(message)

@@ -30,8 +30,11 @@ class PolicyInput:
     newest: Turn | None = None
     deadline: float | None = None
 
+    def __post_init__(self) -> None:
+        self._key = self.counter.key  # the tokenizer does not change while a policy chooses
+
     def tokens(self, turn: Turn) -> int:
-        return turn.tokens(self.counter)
+        return turn.tokens(self.counter, self._key)
 
     def check_deadline(self) -> None:
         """Raise :class:`PolicyTimeout` when the policy's latency budget is spent."""
