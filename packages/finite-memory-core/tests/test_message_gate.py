@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from finite_memory import BackendError, Chat, CheckpointError, Memory, Message
 from finite_memory import _checkpoint as checkpoint
 from finite_memory._backend import Completion
-from finite_memory._values import FrozenList, loads_frozen
+from finite_memory._values import FrozenDict, FrozenList, loads_frozen
 from finite_memory.policies import Sliding
 from finite_memory.stores.sqlite import SQLiteStore
 from finite_memory.testing import EchoBackend
@@ -332,3 +332,29 @@ def test_subclasses_become_plain_values_and_stored_json_is_read_strictly() -> No
     for bad in ('{"a": NaN}', '{"a": 1} trailing', "{"):
         with pytest.raises(ValueError):
             loads_frozen(bad)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _all_frozen(value: Any) -> bool:
+    if isinstance(value, dict):
+        return type(value) is FrozenDict and all(_all_frozen(v) for v in value.values())
+    if isinstance(value, list):
+        return type(value) is FrozenList and all(_all_frozen(v) for v in value)
+    return True
+
+
+@given(_JSON)
+def test_stored_json_decodes_to_the_same_value_frozen_all_the_way_down(value: Any) -> None:
+    decoded = loads_frozen(json.dumps(value, ensure_ascii=False))
+    assert decoded == value
+    assert _all_frozen(decoded)

@@ -174,7 +174,25 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def _frozen_list(items: list[Any]) -> FrozenList:
+    """A fresh decoded list, frozen with the lists it holds (the objects in it are frozen already)."""
+    for index, item in enumerate(items):
+        if type(item) is list:
+            items[index] = _frozen_list(item)
+    return FrozenList(items)
+
+
+def _frozen_object(pairs: list[tuple[str, Any]]) -> FrozenDict:
+    """A decoded object with lists, frozen with them: the decoder builds inner values first."""
+    for index, (key, item) in enumerate(pairs):
+        if type(item) is list:
+            pairs[index] = (key, _frozen_list(item))
+    return FrozenDict(pairs)
+
+
+#: Objects without lists need only the C-level FrozenDict hook; text with a ``[`` takes the one that freezes lists.
 _decode = json.JSONDecoder(object_pairs_hook=FrozenDict, parse_constant=_refuse_constant).raw_decode
+_decode_lists = json.JSONDecoder(object_pairs_hook=_frozen_object, parse_constant=_refuse_constant).raw_decode
 
 
 def loads_frozen(text: str) -> Any:
@@ -182,30 +200,8 @@ def loads_frozen(text: str) -> Any:
 
     Raises ``ValueError`` for text that is not one JSON value.
     """
-    value, end = _decode(text)
+    lists = "[" in text
+    value, end = (_decode_lists if lists else _decode)(text)
     if end != len(text):
         raise ValueError(f"not one JSON value: {text[:60]!r}")
-    return _freeze_lists(value) if "[" in text else value
-
-
-def _freeze_lists(value: Any) -> Any:
-    """``value`` with its lists frozen too. The decoder freezes only the objects; they are fresh, so
-    the lists they hold are replaced in place."""
-    if type(value) is FrozenDict:
-        for key, item in value.items():
-            if type(item) is list:
-                dict.__setitem__(value, key, _frozen_list(item))  # same keys: iterating stays valid
-            elif type(item) is FrozenDict:
-                _freeze_lists(item)
-        return value
-    return _frozen_list(value) if type(value) is list else value
-
-
-def _frozen_list(items: list[Any]) -> FrozenList:
-    frozen = FrozenList(items)
-    for index, item in enumerate(items):
-        if type(item) is list:
-            list.__setitem__(frozen, index, _frozen_list(item))
-        elif type(item) is FrozenDict:
-            _freeze_lists(item)
-    return frozen
+    return _frozen_list(value) if lists and type(value) is list else value
