@@ -7,26 +7,18 @@ import random
 from pathlib import Path
 
 import pytest
+from _core_helpers import filler
 
 from finite_memory import Memory
 from finite_memory.policies._knapsack import knapsack
 from finite_memory.policies._summary import HEADER
 from finite_memory.policies.hybrid import Hybrid
 
-LINES = [
-    "The weather was grey all day and I stayed in.",
-    "I cooked pasta again, nothing special.",
-    "Work was busy with meetings until six.",
-    "I watched a documentary about volcanoes last night.",
-    "Traffic on the bridge was terrible this morning.",
-    "My neighbour is repainting the fence this week.",
-]
-
 
 def chat(memory: Memory, facts: dict[int, str], turns: int = 60, pinned: int | None = None) -> Memory:
     for i in range(turns):
         meta = {"pinned": True} if i == pinned else {}
-        memory.add("user", facts.get(i, LINES[i % len(LINES)] + f" ({i})"), meta=meta)
+        memory.add("user", facts.get(i, filler(i)), meta=meta)
         memory.add("assistant", f"I see, tell me more ({i}).")
     return memory
 

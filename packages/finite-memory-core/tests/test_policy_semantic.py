@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from _core_helpers import filler
 from _durable_helpers import fill, questions, same_context
 
 from finite_memory import Memory
@@ -16,21 +17,12 @@ from finite_memory.embedders import Embedder, HashingEmbedder
 from finite_memory.policies._bm25 import BM25Index
 from finite_memory.policies.semantic import Semantic
 
-FILLER = [
-    "The weather was grey all day and I stayed in.",
-    "I cooked pasta again, nothing special.",
-    "Work was busy with meetings until six.",
-    "I watched a documentary about volcanoes last night.",
-    "Traffic on the bridge was terrible this morning.",
-    "My neighbour is repainting the fence this week.",
-]
-
 
 def chat(memory: Memory, facts: dict[int, str], turns: int = 40, date_every: int = 0) -> Memory:
     """``turns`` user/assistant turns of filler; ``facts[i]`` replaces the user line of turn ``i``."""
     for i in range(turns):
         meta = {"date_time": f"session {i // date_every + 1}"} if date_every else {}
-        memory.add("user", facts.get(i, FILLER[i % len(FILLER)] + f" ({i})"), meta=meta)
+        memory.add("user", facts.get(i, filler(i)), meta=meta)
         memory.add("assistant", f"I see, tell me more ({i}).", meta=meta)
     return memory
 
@@ -92,7 +84,7 @@ def test_bm25_subtract_takes_back_what_was_added() -> None:
 def test_a_reply_is_found_through_the_question_it_answers() -> None:
     memory = Memory("semantic", max_tokens=2000, reserve_output=0)
     for i in range(30):
-        memory.add("user", FILLER[i % len(FILLER)] + f" ({i})")
+        memory.add("user", filler(i))
         memory.add("assistant", f"I see, tell me more ({i}).")
     memory.add("user", "Which instrument did your grandfather leave you?")
     memory.add("assistant", "Noted.")
@@ -506,7 +498,7 @@ def test_inside_a_chat_the_question_brings_back_its_fact(policy: str) -> None:
     chat = Chat(backend=backend, memory=memory)
     chat.send("My locker code is 4417, please remember it.")
     for i in range(40):
-        chat.send(FILLER[i % len(FILLER)] + f" ({i})")
+        chat.send(filler(i))
     chat.send("What is my locker code?")
     sent = backend.calls[-1]
     assert any("4417" in m.content for m in sent[:-1])  # retrieved from 40 turns back
