@@ -168,6 +168,14 @@ def test_max_policy_ms_overruns_are_counted_as_fallbacks() -> None:
     assert llm.stats.fallback_count == 3
 
 
+@pytest.mark.parametrize("bad", [True, math.inf, 0, -1.0, "5"])
+def test_setting_max_policy_ms_takes_the_memorys_own_check(bad: object) -> None:
+    llm = CompleteFiniteMemoryLLM(EchoBackend(), max_tokens=256, max_policy_ms=50)
+    with pytest.raises(ValueError, match="max_policy_ms must be a positive number"):
+        llm.max_policy_ms = bad  # type: ignore[assignment]
+    assert llm.max_policy_ms == 50
+
+
 def test_running_summaries_are_counted() -> None:
     llm = CompleteFiniteMemoryLLM(EchoBackend(), max_tokens=160, memory_policy="rolling_summary")
     for i in range(25):

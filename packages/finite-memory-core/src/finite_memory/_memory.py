@@ -91,14 +91,7 @@ class Memory:
             raise TypeError(f"system must be a str or None, not {type(system).__name__}")
         if system is not None:
             system = check_text(system, "system")
-        if max_policy_ms is not None and (
-            not isinstance(max_policy_ms, (int, float))
-            or isinstance(max_policy_ms, bool)
-            or not 0 < max_policy_ms < math.inf
-        ):
-            raise ValueError(
-                f"max_policy_ms must be a positive number (finite, in milliseconds) or None, got {max_policy_ms!r}"
-            )
+        check_policy_budget(max_policy_ms)
         if not isinstance(session, str) or not session:
             raise ValueError(f"session must be a non-empty string, got {session!r}")
         session = check_text(session, "session")
@@ -646,3 +639,15 @@ def _make_policy(policy: str | Policy, options: dict[str, Any]) -> Policy:
 
         return load_policy(policy, **options)
     raise TypeError(f"policy must be a name or a Policy instance, not {type(policy).__name__}")
+
+
+def check_policy_budget(max_policy_ms: object) -> None:
+    """Raise ``ValueError`` unless ``max_policy_ms`` is None or a positive, finite number of milliseconds."""
+    if max_policy_ms is not None and (
+        not isinstance(max_policy_ms, (int, float))
+        or isinstance(max_policy_ms, bool)
+        or not 0 < max_policy_ms < math.inf
+    ):
+        raise ValueError(
+            f"max_policy_ms must be a positive number (finite, in milliseconds) or None, got {max_policy_ms!r}"
+        )

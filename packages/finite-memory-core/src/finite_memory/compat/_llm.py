@@ -13,7 +13,7 @@ from .._backend import Backend, SyncBackend
 from .._chat import Chat, Reply
 from .._context import Context
 from .._counting import TokenCounter
-from .._memory import Memory
+from .._memory import Memory, check_policy_budget
 from .._registry import load_backend
 from ._bridge import ReferenceBackendBridge, is_reference_backend
 from ._checkpoints import TUNING, ReferenceCheckpointError, read, write
@@ -135,8 +135,7 @@ class CompleteFiniteMemoryLLM:
 
     @max_policy_ms.setter
     def max_policy_ms(self, value: float | None) -> None:
-        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-            raise ValueError(f"max_policy_ms must be a positive number or None, got {value!r}")
+        check_policy_budget(value)
         self.memory.max_policy_ms = value
 
     @property
